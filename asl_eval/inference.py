@@ -1,0 +1,103 @@
+"""The model stage: a folder of images and a fastai learner in, a :class:`Predictions` out.
+
+This is fastai's ``dls.test_dl(items)`` and ``learner.get_preds(dl=...)`` flow, run in chunks
+so memory stays bounded, on images that :mod:`asl_eval.inputs` has already decoded and
+converted to RGB (a file that cannot be read is excluded with a reason, never a crash).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from asl_eval.errors import InputError
+from asl_eval.inputs import UnreadableImage, discover_images, load_rgb
+from asl_eval.labels import LabelOptions, label_files
+from asl_eval.predictions import Ledger, LedgerEntry, Predictions
+
+if TYPE_CHECKING:
+    from fastai.learner import Learner
+    from PIL import Image
+
+logger = logging.getLogger(__name__)
+
+
+def model_classes(learner: Learner) -> tuple[str, ...]:
+    """The learner's classes in its own order (fastai's ``dls.vocab``)."""
+    return tuple(str(c) for c in learner.dls.vocab)
+
+
+def predict_images(
+    learner: Learner, images: Sequence[Image.Image], *, batch_size: int = 64
+) -> np.ndarray:
+    """Class probabilities for already-decoded RGB images, shape ``(n, n_classes)``."""
+    if not images:
+        return np.zeros((0, len(model_classes(learner))))
+    dl = learner.dls.test_dl(list(images), bs=batch_size, num_workers=0)
+    with learner.no_bar():
+        probabilities, _ = learner.get_preds(dl=dl)
+    return np.asarray(probabilities.numpy(), dtype=np.float64)
+
+
+def predict_folder(
+    learner: Learner,
+    folder: str | Path,
+    *,
+    name: str | None = None,
+    label_options: LabelOptions | None = None,
+    batch_size: int = 64,
+    chunk_size: int = 512,
+) -> Predictions:
+    """Predict every image under ``folder`` and account for every file found.
+
+    True labels come from :func:`asl_eval.labels.label_files` (folder name or file-name rule,
+    aligned with the model's classes). Files that cannot be decoded, have no label, or have a
+    label the model does not know are recorded in the ledger, not predicted.
+    """
+    folder = Path(folder)
+    classes = model_classes(learner)
+    discovery = discover_images(folder)
+    labeled = label_files(
+        list(discovery.images), root=discovery.root, classes=classes, options=label_options
+    )
+    index = {c: i for i, c in enumerate(classes)}
+    outcome: dict[str, LedgerEntry] = {e.path: e for e in (*discovery.entries, *labeled.entries)}
+    paths: list[str] = []
+    y_true: list[int] = []
+    chunks: list[np.ndarray] = []
+    items = list(labeled.items)
+    for start in range(0, len(items), chunk_size):
+        images: list[Image.Image] = []
+        for path, label in items[start : start + chunk_size]:
+            try:
+                images.append(load_rgb(path))
+            except UnreadableImage as error:
+                outcome[str(path)] = LedgerEntry(str(path), "excluded", error.reason, label)
+                continue
+            outcome[str(path)] = LedgerEntry(str(path), "evaluated", label=label)
+            paths.append(str(path))
+            y_true.append(index[label])
+        chunks.append(predict_images(learner, images, batch_size=batch_size))
+        logger.info("%s: predicted %d of %d files", folder, len(paths), len(items))
+    order = [*(str(p) for p in discovery.images), *(e.path for e in discovery.entries)]
+    ledger = Ledger.of(outcome[p] for p in dict.fromkeys(order) if p in outcome)
+    if not paths:
+        summary = ledger.summary()
+        raise InputError(
+            f"No image in {folder} could be evaluated: {summary['found']} found, "
+            f"{summary['n_excluded']} unreadable, {summary['unlabeled']} unlabeled, "
+            f"{summary['n_not_in_classes']} with labels the model does not have."
+        )
+    return Predictions(
+        classes=classes,
+        paths=tuple(paths),
+        y_true=np.array(y_true, dtype=np.int64),
+        y_proba=np.concatenate(chunks) if chunks else np.zeros((0, len(classes))),
+        name=name or folder.name,
+        ledger=ledger,
+        source=str(folder),
+    )

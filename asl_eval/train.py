@@ -1,0 +1,191 @@
+"""Training with the fastai ASL tutorial's recipe as defaults, and exporting the result.
+
+The recipe: ``DataBlock(ImageBlock, CategoryBlock)`` over ``get_image_files`` with
+``parent_label``, a seeded 20% random split, ``Resize(200)``, ``aug_transforms()``, batch size 64,
+resnet18, ``CrossEntropyLossFlat``, Adam, metrics error rate and accuracy, then
+``fine_tune(4, base_lr=1e-2)``. Without pretrained weights the frozen first epoch of
+``fine_tune`` would train a head on random features, so the whole network is trained with
+``fit_one_cycle`` instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from asl_eval.errors import InputError, TrainingError
+from asl_eval.predictions import Predictions
+
+if TYPE_CHECKING:
+    from fastai.learner import Learner
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every knob of the recipe; the defaults are the tutorial's."""
+
+    arch: str = "resnet18"
+    image_size: int = 200
+    epochs: int = 4
+    lr: float | Literal["find"] = 1e-2
+    batch_size: int = 64
+    valid_pct: float = 0.2
+    seed: int = 42
+    pretrained: bool = True
+    augment: bool = True
+    num_workers: int = 0
+    show_progress: bool = True
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What training wrote and how it went."""
+
+    model_path: Path
+    valid_predictions_path: Path
+    valid_accuracy: float
+    lr: float
+    config: TrainConfig
+
+
+def valid_predictions_path(model_path: str | Path) -> Path:
+    """Where the validation split's predictions live next to a model: ``model.valid.parquet``."""
+    model_path = Path(model_path)
+    return model_path.with_name(model_path.stem + ".valid.parquet")
+
+
+def resolve_arch(arch: str) -> object:
+    """A torchvision model function by name (``resnet18``), else the name itself for timm."""
+    import torchvision.models
+
+    function = getattr(torchvision.models, arch, None)
+    if callable(function):
+        return function
+    try:
+        import timm
+    except ImportError:
+        raise TrainingError(
+            f"Unknown architecture {arch!r}: not a torchvision model, and timm is not installed."
+        ) from None
+    if not timm.list_models(arch):
+        raise TrainingError(f"Unknown architecture {arch!r} (neither torchvision nor timm).")
+    return arch
+
+
+def _weights_hint(arch: str) -> str:
+    """Where torch looks for the pretrained weights of ``arch``."""
+    import torch.hub
+
+    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    try:
+        import torchvision.models
+
+        url = torchvision.models.get_model_weights(arch).DEFAULT.url  # type: ignore[attr-defined]
+        return str(folder / url.rsplit("/", 1)[-1])
+    except (ValueError, KeyError, AttributeError):
+        return str(folder) + "/"
+
+
+def make_dataloaders(data_dir: str | Path, config: TrainConfig):  # type: ignore[no-untyped-def]
+    """The tutorial's DataBlock over ``data_dir`` (one folder per class)."""
+    from fastai.vision.all import (
+        CategoryBlock,
+        DataBlock,
+        ImageBlock,
+        RandomSplitter,
+        Resize,
+        aug_transforms,
+        get_image_files,
+        parent_label,
+        set_seed,
+    )
+
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise InputError(f"Training folder {data_dir} does not exist or is not a folder.")
+    if not get_image_files(data_dir):
+        raise InputError(f"Training folder {data_dir} holds no images (one subfolder per class).")
+    set_seed(config.seed, reproducible=True)
+    block = DataBlock(
+        blocks=(ImageBlock, CategoryBlock),
+        get_items=get_image_files,
+        get_y=parent_label,
+        splitter=RandomSplitter(valid_pct=config.valid_pct, seed=config.seed),
+        item_tfms=Resize(config.image_size),
+        batch_tfms=aug_transforms() if config.augment else None,
+    )
+    return block.dataloaders(data_dir, bs=config.batch_size, num_workers=config.num_workers)
+
+
+def make_learner(dls, config: TrainConfig) -> Learner:  # type: ignore[no-untyped-def]
+    """resnet18 (or ``config.arch``) with the tutorial's loss, optimizer and metrics."""
+    from fastai.vision.all import Adam, CrossEntropyLossFlat, accuracy, error_rate, vision_learner
+
+    arch = resolve_arch(config.arch)
+    try:
+        return vision_learner(
+            dls,
+            arch,
+            pretrained=config.pretrained,
+            loss_func=CrossEntropyLossFlat(),
+            opt_func=Adam,
+            metrics=[error_rate, accuracy],
+        )
+    except (OSError, RuntimeError) as error:
+        if not config.pretrained:
+            raise
+        raise TrainingError(
+            f"Could not get pretrained weights for {config.arch} ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else 'no detail'}). "
+            f"Either train from scratch with --no-pretrained, or place the weights file at "
+            f"{_weights_hint(config.arch)} (torch's cache; set TORCH_HOME to move it)."
+        ) from error
+
+
+def validation_predictions(learner: Learner, *, name: str = "valid") -> Predictions:
+    """The validation split's predictions as a :class:`Predictions` table."""
+    probabilities, targets = learner.get_preds(dl=learner.dls.valid)
+    return Predictions(
+        classes=tuple(str(c) for c in learner.dls.vocab),
+        paths=tuple(str(p) for p in learner.dls.valid.items),
+        y_true=targets.numpy(),
+        y_proba=probabilities.numpy(),
+        name=name,
+        source="validation split",
+    )
+
+
+def train_model(
+    data_dir: str | Path, out: str | Path, config: TrainConfig | None = None
+) -> TrainResult:
+    """Train on ``data_dir``, export the learner to ``out`` and save the validation split's
+    predictions next to it (see :func:`valid_predictions_path`)."""
+    config = config or TrainConfig()
+    out = Path(out).resolve()
+    dls = make_dataloaders(data_dir, config)
+    learner = make_learner(dls, config)
+    with ExitStack() as quiet:
+        if not config.show_progress:
+            quiet.enter_context(learner.no_bar())
+            quiet.enter_context(learner.no_logging())
+        if config.lr == "find":
+            lr = float(learner.lr_find(show_plot=False).valley)
+            logger.info("learning-rate finder suggests %.2e", lr)
+        else:
+            lr = float(config.lr)
+        if config.pretrained:
+            learner.fine_tune(config.epochs, base_lr=lr)
+        else:
+            learner.fit_one_cycle(config.epochs, lr_max=lr)
+        predictions = validation_predictions(learner)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    learner.export(out)
+    predictions_path = predictions.save(valid_predictions_path(out))
+    accuracy = float((predictions.y_pred == predictions.y_true).mean())
+    logger.info("trained %s: validation accuracy %.4f (%s)", out, accuracy, asdict(config))
+    return TrainResult(out, predictions_path, accuracy, lr, config)

@@ -1,0 +1,67 @@
+"""Shared fixtures: tiny generated data sets and a real fastai learner trained on them.
+
+Nothing here is mocked. ``tiny_model`` trains a resnet18 from scratch (``pretrained=False``) on
+32-pixel glyph images in a few seconds and is shared by the whole session.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+warnings.filterwarnings("ignore", message=".*load_learner.*insecure.*")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_ASL = Path(os.environ.get("ASL_EVAL_SHARED_DATA", REPO_ROOT.parent / "shared/data/asl"))
+
+
+def shared_asl_data() -> Path:
+    """The real ASL photos (``../shared/data/asl``); skips the test when they are absent."""
+    if not (SHARED_ASL / "asl_alphabet_train").is_dir():
+        pytest.skip(f"real ASL photos not found at {SHARED_ASL}")
+    return SHARED_ASL
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The demo's three folders, small: 29 classes x 12 training frames, 3 OOD images each."""
+    from asl_eval.demo_data import make_demo_dataset
+
+    root = tmp_path_factory.mktemp("tiny_data")
+    return make_demo_dataset(root, n_train_per_class=12, n_ood_per_class=3, size=32, seed=1)
+
+
+@dataclass(frozen=True)
+class TinyModel:
+    """A trained, exported learner and where its files are."""
+
+    path: Path
+    valid_predictions: Path
+    data: object
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_data, tmp_path_factory: pytest.TempPathFactory) -> TinyModel:  # type: ignore[no-untyped-def]
+    """A resnet18 trained from scratch for 3 epochs on ``tiny_data``, exported with fastai."""
+    from asl_eval.train import TrainConfig, train_model
+
+    out = tmp_path_factory.mktemp("tiny_model") / "model.pkl"
+    config = TrainConfig(
+        image_size=32, epochs=3, lr=3e-3, batch_size=32, pretrained=False, show_progress=False
+    )
+    result = train_model(tiny_data.train, out, config)
+    return TinyModel(result.model_path, result.valid_predictions_path, tiny_data)
+
+
+@pytest.fixture(scope="session")
+def tiny_learner(tiny_model: TinyModel):  # type: ignore[no-untyped-def]
+    """The tiny model loaded back with :func:`asl_eval.loading.load_learner_file`."""
+    from asl_eval.loading import load_learner_file
+
+    return load_learner_file(tiny_model.path)
