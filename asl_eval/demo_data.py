@@ -33,6 +33,7 @@ ASL_CLASSES: tuple[str, ...] = (
 _GLYPHS = {"del": "\u2190", "space": "\u2423", "nothing": ""}
 _TRAIN_FONT = "DejaVuSans-Bold.ttf"
 _OOD_FONTS = (
+    "DejaVuSans.ttf",
     "DejaVuSerif.ttf",
     "DejaVuSansMono.ttf",
     "DejaVuSerif-BoldItalic.ttf",
@@ -138,16 +139,16 @@ def _ood_style(label: str, size: int, rng: np.random.Generator) -> Image.Image:
         font_name=font_name,
         background=(0, 0, 0),
         foreground=(255, 255, 255),
-        dx=float(rng.uniform(-0.12, 0.12)),
-        dy=float(rng.uniform(-0.12, 0.12)),
-        scale=float(rng.uniform(0.7, 1.1)),
-        angle=float(rng.uniform(-30, 30)),
+        dx=float(rng.uniform(-0.08, 0.08)),
+        dy=float(rng.uniform(-0.08, 0.08)),
+        scale=float(rng.uniform(0.8, 1.05)),
+        angle=float(rng.uniform(-20, 20)),
     )
     mask = glyph.convert("L")
     ink = Image.new("RGB", background.size, foreground)  # type: ignore[arg-type]
     background.paste(ink, (0, 0), mask)
     image = background.resize((size, size), Image.Resampling.LANCZOS)
-    return _add_noise(image, rng, float(rng.uniform(5, 25)))
+    return _add_noise(image, rng, float(rng.uniform(4, 16)))
 
 
 def make_demo_dataset(

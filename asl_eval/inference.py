@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from asl_eval.errors import InputError
+from asl_eval.errors import InputError, first_few
 from asl_eval.inputs import UnreadableImage, discover_images, load_rgb
 from asl_eval.labels import LabelOptions, label_files
 from asl_eval.predictions import Ledger, LedgerEntry, Predictions
@@ -43,6 +43,74 @@ def predict_images(
     return np.asarray(probabilities.numpy(), dtype=np.float64)
 
 
+def predict_files(
+    learner: Learner,
+    items: Sequence[tuple[Path, str]],
+    *,
+    name: str,
+    source: str,
+    found: Sequence[Path] | None = None,
+    entries: Sequence[LedgerEntry] = (),
+    batch_size: int = 64,
+    chunk_size: int = 512,
+) -> Predictions:
+    """Predict labelled files and build the ledger.
+
+    Parameters
+    ----------
+    items
+        ``(path, class)`` pairs whose class is one of the model's classes.
+    found
+        Every file found, in the order the ledger should list them (default: the items').
+    entries
+        Ledger entries already decided upstream (unlabeled, not in the model's classes).
+    """
+    classes = model_classes(learner)
+    index = {c: i for i, c in enumerate(classes)}
+    unknown = sorted({label for _, label in items if label not in index})
+    if unknown:
+        raise InputError(f"labels {unknown[:5]} are not among the model's classes")
+    outcome: dict[str, LedgerEntry] = {e.path: e for e in entries}
+    paths: list[str] = []
+    y_true: list[int] = []
+    chunks: list[np.ndarray] = []
+    for start in range(0, len(items), chunk_size):
+        images: list[Image.Image] = []
+        for path, label in items[start : start + chunk_size]:
+            try:
+                images.append(load_rgb(path))
+            except UnreadableImage as error:
+                outcome[str(path)] = LedgerEntry(str(path), "excluded", error.reason, label)
+                continue
+            outcome[str(path)] = LedgerEntry(str(path), "evaluated", label=label)
+            paths.append(str(path))
+            y_true.append(index[label])
+        chunks.append(predict_images(learner, images, batch_size=batch_size))
+        logger.info("%s: predicted %d of %d files", name, len(paths), len(items))
+    order = [str(p) for p in found] if found is not None else [str(p) for p, _ in items]
+    order += [p for p in outcome if p not in set(order)]
+    missing = [p for p in order if p not in outcome]
+    if missing:
+        raise InputError(f"{len(missing)} found files have no outcome: {first_few(missing)}")
+    ledger = Ledger.of(outcome[p] for p in dict.fromkeys(order))
+    if not paths:
+        summary = ledger.summary()
+        raise InputError(
+            f"No image in {source} could be evaluated: {summary['found']} found, "
+            f"{summary['n_excluded']} unreadable, {summary['unlabeled']} unlabeled, "
+            f"{summary['n_not_in_classes']} with labels the model does not have."
+        )
+    return Predictions(
+        classes=classes,
+        paths=tuple(paths),
+        y_true=np.array(y_true, dtype=np.int64),
+        y_proba=np.concatenate(chunks),
+        name=name,
+        ledger=ledger,
+        source=source,
+    )
+
+
 def predict_folder(
     learner: Learner,
     folder: str | Path,
@@ -59,45 +127,51 @@ def predict_folder(
     label the model does not know are recorded in the ledger, not predicted.
     """
     folder = Path(folder)
-    classes = model_classes(learner)
     discovery = discover_images(folder)
     labeled = label_files(
-        list(discovery.images), root=discovery.root, classes=classes, options=label_options
+        list(discovery.images),
+        root=discovery.root,
+        classes=model_classes(learner),
+        options=label_options,
     )
-    index = {c: i for i, c in enumerate(classes)}
-    outcome: dict[str, LedgerEntry] = {e.path: e for e in (*discovery.entries, *labeled.entries)}
-    paths: list[str] = []
-    y_true: list[int] = []
-    chunks: list[np.ndarray] = []
-    items = list(labeled.items)
-    for start in range(0, len(items), chunk_size):
-        images: list[Image.Image] = []
-        for path, label in items[start : start + chunk_size]:
-            try:
-                images.append(load_rgb(path))
-            except UnreadableImage as error:
-                outcome[str(path)] = LedgerEntry(str(path), "excluded", error.reason, label)
-                continue
-            outcome[str(path)] = LedgerEntry(str(path), "evaluated", label=label)
-            paths.append(str(path))
-            y_true.append(index[label])
-        chunks.append(predict_images(learner, images, batch_size=batch_size))
-        logger.info("%s: predicted %d of %d files", folder, len(paths), len(items))
-    order = [*(str(p) for p in discovery.images), *(e.path for e in discovery.entries)]
-    ledger = Ledger.of(outcome[p] for p in dict.fromkeys(order) if p in outcome)
-    if not paths:
-        summary = ledger.summary()
-        raise InputError(
-            f"No image in {folder} could be evaluated: {summary['found']} found, "
-            f"{summary['n_excluded']} unreadable, {summary['unlabeled']} unlabeled, "
-            f"{summary['n_not_in_classes']} with labels the model does not have."
-        )
-    return Predictions(
-        classes=classes,
-        paths=tuple(paths),
-        y_true=np.array(y_true, dtype=np.int64),
-        y_proba=np.concatenate(chunks) if chunks else np.zeros((0, len(classes))),
+    return predict_files(
+        learner,
+        list(labeled.items),
         name=name or folder.name,
-        ledger=ledger,
         source=str(folder),
+        found=list(discovery.images),
+        entries=[*discovery.entries, *labeled.entries],
+        batch_size=batch_size,
+        chunk_size=chunk_size,
+    )
+
+
+def predict_validation_split(
+    learner: Learner,
+    data_dir: str | Path,
+    *,
+    valid_pct: float,
+    seed: int,
+    name: str = "valid",
+    batch_size: int = 64,
+) -> Predictions:
+    """Re-create the training recipe's validation split of ``data_dir`` and predict it."""
+    from asl_eval.train import validation_files
+
+    data_dir = Path(data_dir)
+    files = validation_files(data_dir, valid_pct=valid_pct, seed=seed)
+    labeled = label_files(
+        files,
+        root=data_dir,
+        classes=model_classes(learner),
+        options=LabelOptions(source="folder"),
+    )
+    return predict_files(
+        learner,
+        list(labeled.items),
+        name=name,
+        source=f"validation split of {data_dir}",
+        found=files,
+        entries=labeled.entries,
+        batch_size=batch_size,
     )

@@ -10,6 +10,7 @@ resnet18, ``CrossEntropyLossFlat``, Adam, metrics error rate and accuracy, then
 
 from __future__ import annotations
 
+import json
 import logging
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
@@ -57,6 +58,27 @@ def valid_predictions_path(model_path: str | Path) -> Path:
     """Where the validation split's predictions live next to a model: ``model.valid.parquet``."""
     model_path = Path(model_path)
     return model_path.with_name(model_path.stem + ".valid.parquet")
+
+
+def training_record_path(model_path: str | Path) -> Path:
+    """Where the training configuration is recorded next to a model: ``model.train.json``."""
+    model_path = Path(model_path)
+    return model_path.with_name(model_path.stem + ".train.json")
+
+
+def validation_files(data_dir: str | Path, *, valid_pct: float, seed: int) -> list[Path]:
+    """The files that the recipe's ``RandomSplitter(valid_pct, seed)`` puts in validation.
+
+    Uses the same ``get_image_files`` listing as training, so on the same folder it gives the
+    same split (``report --in-domain DIR`` relies on it).
+    """
+    from fastai.vision.all import RandomSplitter, get_image_files
+
+    items = get_image_files(data_dir)
+    if not items:
+        raise InputError(f"{data_dir} holds no images (one subfolder per class).")
+    _, valid_index = RandomSplitter(valid_pct=valid_pct, seed=seed)(items)
+    return [Path(items[i]) for i in valid_index]
 
 
 def resolve_arch(arch: str) -> object:
@@ -160,6 +182,45 @@ def validation_predictions(learner: Learner, *, name: str = "valid") -> Predicti
     )
 
 
+def _write_training_record(
+    model_path: Path, data_dir: str | Path, config: TrainConfig, lr: float, valid: Predictions
+) -> Path:
+    import fastai
+    import torch
+
+    from asl_eval import __version__
+
+    record = {
+        "model": model_path.name,
+        "data_dir": str(Path(data_dir).resolve()),
+        "config": asdict(config),
+        "lr_used": lr,
+        "classes": list(valid.classes),
+        "n_valid": valid.n_images,
+        "versions": {
+            "asl_eval": __version__,
+            "fastai": fastai.__version__,
+            "torch": torch.__version__,
+        },
+    }
+    path = training_record_path(model_path)
+    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return path
+
+
+def read_training_record(model_path: str | Path) -> dict[str, object] | None:
+    """The record :func:`train_model` wrote next to ``model_path``, or None if there is none."""
+    path = training_record_path(model_path)
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        logger.warning("ignoring unreadable training record %s", path)
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def train_model(
     data_dir: str | Path, out: str | Path, config: TrainConfig | None = None
 ) -> TrainResult:
@@ -186,6 +247,7 @@ def train_model(
     out.parent.mkdir(parents=True, exist_ok=True)
     learner.export(out)
     predictions_path = predictions.save(valid_predictions_path(out))
+    _write_training_record(out, data_dir, config, lr, predictions)
     accuracy = float((predictions.y_pred == predictions.y_true).mean())
     logger.info("trained %s: validation accuracy %.4f (%s)", out, accuracy, asdict(config))
     return TrainResult(out, predictions_path, accuracy, lr, config)

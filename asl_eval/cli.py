@@ -1,0 +1,238 @@
+"""The ``asl-eval`` command line: a thin Typer adapter over the library.
+
+Each command parses its options, calls one library function and prints where the result went.
+Errors the library raises on purpose (:class:`~asl_eval.errors.AslEvalError`) are translated here,
+in one place, into a one-paragraph message on stderr and exit code 1. Usage errors exit with 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+
+from asl_eval import __version__
+from asl_eval.errors import AslEvalError
+
+app = typer.Typer(
+    name="asl-eval",
+    help="Evaluate fastai image classifiers and find out why they fail.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+T = TypeVar("T")
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=1)
+
+
+def _call(function: Callable[[], T]) -> T:
+    """Run one library call; an AslEvalError becomes a message and exit code 1."""
+    try:
+        return function()
+    except AslEvalError as error:
+        raise _fail(str(error)) from None
+
+
+def _command_line() -> str:
+    return shlex.join(["asl-eval", *sys.argv[1:]])
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"asl-eval {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress.")] = False,
+) -> None:
+    """Evaluate fastai image classifiers and find out why they fail."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _parse_lr(value: str) -> float | str:
+    if value == "find":
+        return "find"
+    try:
+        return float(value)
+    except ValueError:
+        raise typer.BadParameter(f"expected a number or 'find', got {value!r}") from None
+
+
+@app.command()
+def train(
+    data_dir: Annotated[Path, typer.Argument(help="Training folder, one subfolder per class.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to export the learner.")] = Path(
+        "model.pkl"
+    ),
+    arch: Annotated[str, typer.Option(help="torchvision model name, or a timm name.")] = "resnet18",
+    image_size: Annotated[int, typer.Option(min=8, help="Resize(image_size).")] = 200,
+    epochs: Annotated[int, typer.Option(min=1)] = 4,
+    lr: Annotated[str, typer.Option(help="Learning rate, or 'find' to use lr_find.")] = "1e-2",
+    batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    valid_pct: Annotated[float, typer.Option(min=0.01, max=0.9)] = 0.2,
+    seed: Annotated[int, typer.Option()] = 42,
+    pretrained: Annotated[
+        bool, typer.Option("--pretrained/--no-pretrained", help="Start from ImageNet weights.")
+    ] = True,
+    augment: Annotated[
+        bool, typer.Option("--augment/--no-augment", help="Use aug_transforms().")
+    ] = True,
+    num_workers: Annotated[int, typer.Option(min=0, help="DataLoader workers.")] = 0,
+) -> None:
+    """Train with the fastai ASL tutorial's recipe and export the learner."""
+    from asl_eval.train import TrainConfig, train_model
+
+    config = TrainConfig(
+        arch=arch,
+        image_size=image_size,
+        epochs=epochs,
+        lr=_parse_lr(lr),  # type: ignore[arg-type]
+        batch_size=batch_size,
+        valid_pct=valid_pct,
+        seed=seed,
+        pretrained=pretrained,
+        augment=augment,
+        num_workers=num_workers,
+    )
+    result = _call(lambda: train_model(data_dir, out, config))
+    typer.echo(f"validation accuracy {result.valid_accuracy:.4f} (learning rate {result.lr:.2e})")
+    typer.echo(f"model: {result.model_path}")
+    typer.echo(f"validation predictions: {result.valid_predictions_path}")
+
+
+def _parse_sets(values: list[str]) -> list[tuple[str, Path]]:
+    parsed = []
+    for value in values:
+        name, sep, folder = value.partition("=")
+        if not sep or not name or not folder:
+            raise typer.BadParameter(f"expected NAME=DIR, got {value!r}", param_hint="--set")
+        parsed.append((name, Path(folder)))
+    return parsed
+
+
+def _parse_label_map(values: list[str]) -> dict[str, str]:
+    mapping = {}
+    for value in values:
+        source, sep, target = value.partition("=")
+        if not sep or not source or not target:
+            raise typer.BadParameter(
+                f"expected LABEL=CLASS, got {value!r}", param_hint="--label-map"
+            )
+        mapping[source] = target
+    return mapping
+
+
+@app.command()
+def report(
+    model: Annotated[Path, typer.Argument(help="Exported fastai learner (.pkl).")],
+    test_dirs: Annotated[
+        list[Path] | None, typer.Argument(help="Test folders, each named after itself.")
+    ] = None,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output folder, or an .html file path.")
+    ] = Path("reports"),
+    name: Annotated[str | None, typer.Option(help="Report file name (default: model's).")] = None,
+    sets: Annotated[
+        list[str] | None, typer.Option("--set", help="A named test folder: NAME=DIR (repeatable).")
+    ] = None,
+    in_domain: Annotated[
+        Path | None,
+        typer.Option(help="Training folder: re-create and predict its validation split."),
+    ] = None,
+    labels_from: Annotated[
+        str, typer.Option(help="Where true labels come from: auto, folder, filename or csv.")
+    ] = "auto",
+    label_regex: Annotated[
+        str | None, typer.Option(help="File-name regex with one group (or a group 'label').")
+    ] = None,
+    labels_csv: Annotated[
+        Path | None, typer.Option(help="CSV of path,label (with --labels-from csv).")
+    ] = None,
+    label_map: Annotated[
+        list[str] | None, typer.Option(help="Map a label to a class: LABEL=CLASS (repeatable).")
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option(help="Fail when a label is not among the model's classes.")
+    ] = False,
+    trust_model: Annotated[
+        bool, typer.Option(help="Skip the pickle safety scan for a model file you trust.")
+    ] = False,
+    batch_size: Annotated[int, typer.Option(min=1)] = 64,
+) -> None:
+    """Evaluate MODEL on test folders and write an HTML + JSON report."""
+    from asl_eval.labels import LabelOptions
+    from asl_eval.pipeline import ReportRequest, name_sets, run_report
+
+    if labels_from not in ("auto", "folder", "filename", "csv"):
+        raise typer.BadParameter(
+            f"expected auto, folder, filename or csv, got {labels_from!r}",
+            param_hint="--labels-from",
+        )
+    request = ReportRequest(
+        model=model,
+        test_sets=name_sets(list(test_dirs or []), _parse_sets(list(sets or []))),
+        out=out,
+        name=name,
+        in_domain=in_domain,
+        trust_model=trust_model,
+        label_options=LabelOptions(
+            source=labels_from,  # type: ignore[arg-type]
+            regex=label_regex,
+            csv_path=labels_csv,
+            label_map=_parse_label_map(list(label_map or [])),
+            strict=strict,
+        ),
+        command=_command_line(),
+        batch_size=batch_size,
+    )
+    files = _call(lambda: run_report(request))
+    typer.echo(f"report: {files.html}")
+    typer.echo(f"numbers: {files.json}")
+    typer.echo(f"predictions: {files.predictions_csv}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for the report.")] = Path(
+        "reports"
+    ),
+    work_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where to put the generated data and model (default: a temp folder)."),
+    ] = None,
+) -> None:
+    """Generate stand-in ASL data, train a small model offline, and write its report."""
+    from asl_eval.demo import run_demo
+
+    files = _call(lambda: run_demo(out=out, work_dir=work_dir, echo=typer.echo))
+    typer.echo(f"report: {files.html}")
+    typer.echo(f"open it in a browser: {files.html.resolve().as_uri()}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""The report job end to end: model file and folders in, report files out.
+
+This is what ``asl-eval report`` and ``asl-eval demo`` call; the CLI only parses arguments.
+Nothing is written until every set has been predicted and the report rendered.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from asl_eval.errors import InputError, ReportError
+from asl_eval.labels import LabelOptions
+from asl_eval.predictions import Predictions
+
+if TYPE_CHECKING:
+    from fastai.learner import Learner
+
+    from asl_eval.report import ReportFiles
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    """Everything ``asl-eval report`` needs.
+
+    ``test_sets`` are ``(name, folder)`` pairs. The in-domain set is the model's saved
+    validation predictions (``model.valid.parquet``) unless ``in_domain`` names the training
+    folder, whose validation split is then re-created and predicted.
+    """
+
+    model: Path
+    test_sets: Sequence[tuple[str, Path]]
+    out: Path = Path("reports")
+    name: str | None = None
+    in_domain: Path | None = None
+    trust_model: bool = False
+    label_options: LabelOptions = field(default_factory=LabelOptions)
+    command: str = "asl-eval report"
+    title: str = "asl-eval report"
+    batch_size: int = 64
+
+
+def name_sets(
+    folders: Sequence[Path], named: Sequence[tuple[str, Path]] = ()
+) -> list[tuple[str, Path]]:
+    """Name each folder after itself (``test``, ``test-2`` on a clash), after explicit names.
+
+    >>> name_sets([Path("a/test"), Path("b/test")], [("kaggle28", Path("c"))])
+    [('kaggle28', PosixPath('c')), ('test', PosixPath('a/test')), ('test-2', PosixPath('b/test'))]
+    """
+    result = list(named)
+    taken = {name for name, _ in result}
+    for folder in folders:
+        base = folder.resolve().name or "test"
+        candidate, n = base, 1
+        while candidate in taken or candidate == "valid":
+            n += 1
+            candidate = f"{base}-{n}"
+        taken.add(candidate)
+        result.append((candidate, folder))
+    return result
+
+
+def _input_size(learner: Learner) -> str:
+    for transform in getattr(learner.dls, "after_item", []).fs:
+        size = getattr(transform, "size", None)
+        if size is not None:
+            return "×".join(str(int(s)) for s in size)
+    return "unknown"
+
+
+def _training_config(model_path: Path) -> dict[str, object]:
+    """The training configuration recorded next to the model ({} when there is none)."""
+    from asl_eval.train import read_training_record
+
+    config = (read_training_record(model_path) or {}).get("config")
+    return config if isinstance(config, dict) else {}
+
+
+def _in_domain_predictions(learner: Learner, request: ReportRequest) -> Predictions | None:
+    from asl_eval.inference import predict_validation_split
+    from asl_eval.train import valid_predictions_path
+
+    if request.in_domain is not None:
+        config = _training_config(request.model)
+        return predict_validation_split(
+            learner,
+            request.in_domain,
+            valid_pct=float(str(config.get("valid_pct", 0.2))),
+            seed=int(str(config.get("seed", 42))),
+            batch_size=request.batch_size,
+        )
+    saved = valid_predictions_path(request.model)
+    if not saved.is_file():
+        logger.warning("no saved validation predictions at %s; report has no in-domain set", saved)
+        return None
+    predictions = Predictions.load(saved)
+    classes = tuple(str(c) for c in learner.dls.vocab)
+    if predictions.classes != classes:
+        raise ReportError(
+            f"{saved} was saved for other classes than the model's; delete it or pass "
+            "--in-domain TRAINING_DIR to re-create the validation split."
+        )
+    return predictions
+
+
+def run_report(request: ReportRequest) -> ReportFiles:
+    """Load the model, predict every set, build and write the report."""
+    from asl_eval.inference import predict_folder
+    from asl_eval.loading import load_learner_file
+    from asl_eval.report import (
+        EvaluationSet,
+        ModelInfo,
+        build_context,
+        runtime_versions,
+        write_report,
+    )
+
+    if not request.test_sets and request.in_domain is None:
+        raise InputError("Give at least one test folder (or --in-domain TRAINING_DIR).")
+    for _, folder in request.test_sets:
+        if not Path(folder).exists():
+            raise InputError(f"Test folder {folder} does not exist.")
+    learner = load_learner_file(request.model, trust_model=request.trust_model)
+    sets: list[EvaluationSet] = []
+    in_domain = _in_domain_predictions(learner, request)
+    if in_domain is not None:
+        sets.append(EvaluationSet(in_domain, role="in-domain"))
+    for name, folder in request.test_sets:
+        predictions = predict_folder(
+            learner,
+            folder,
+            name=name,
+            label_options=request.label_options,
+            batch_size=request.batch_size,
+        )
+        sets.append(EvaluationSet(predictions, role="test"))
+    arch = str(_training_config(request.model).get("arch") or type(learner.model).__name__)
+    model = ModelInfo.describe(
+        request.model,
+        arch=arch,
+        classes=tuple(str(c) for c in learner.dls.vocab),
+        input_size=_input_size(learner),
+        versions=runtime_versions(),
+    )
+    context = build_context(sets, model=model, command=request.command, title=request.title)
+    return write_report(context, request.out, name=request.name or Path(request.model).stem)

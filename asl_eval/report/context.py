@@ -1,0 +1,281 @@
+"""The report's data: plain dataclasses built from :class:`Predictions`, before any rendering.
+
+Every number shown in the HTML and written to the JSON comes from :mod:`asl_eval.metrics`
+here; templates only loop and print.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import platform
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from asl_eval import metrics
+from asl_eval.errors import ReportError
+from asl_eval.predictions import Predictions
+
+Role = Literal["in-domain", "test"]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the header says about the model."""
+
+    path: str
+    sha256: str
+    arch: str
+    classes: tuple[str, ...]
+    input_size: str
+    versions: Mapping[str, str]
+
+    @classmethod
+    def describe(
+        cls,
+        path: str | Path,
+        *,
+        arch: str,
+        classes: Sequence[str],
+        input_size: str,
+        versions: Mapping[str, str],
+    ) -> ModelInfo:
+        """Fill in the file's sha256 (streamed, so large models are fine)."""
+        return cls(
+            path=str(path),
+            sha256=file_sha256(path),
+            arch=arch,
+            classes=tuple(classes),
+            input_size=input_size,
+            versions=dict(versions),
+        )
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class EvaluationSet:
+    """One named set of predictions and its role in the comparison."""
+
+    predictions: Predictions
+    role: Role = "test"
+
+    @property
+    def name(self) -> str:
+        return self.predictions.name
+
+
+@dataclass(frozen=True)
+class SetResult:
+    """Every number the report shows for one evaluation set."""
+
+    name: str
+    role: Role
+    source: str
+    n_images: int
+    accuracy: float
+    accuracy_ci: tuple[float, float]
+    error_rate: float
+    macro_f1: float
+    macro_f1_ci: tuple[float, float]
+    top5_accuracy: float
+    ece: float
+    brier_score: float
+    log_loss: float
+    per_class: pd.DataFrame
+    classification: pd.DataFrame
+    confusion: pd.DataFrame
+    most_confused: pd.DataFrame
+    reliability: pd.DataFrame
+    top_losses: pd.DataFrame
+    ledger: Mapping[str, object]
+    ledger_rows: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """In-domain versus one out-of-domain set, per class."""
+
+    in_domain: str
+    out_of_domain: str
+    table: pd.DataFrame
+    n_significant: int
+    n_compared: int
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """Everything the templates and the JSON need; built once, rendered twice."""
+
+    title: str
+    model: ModelInfo
+    command: str
+    generated_at: str
+    classes: tuple[str, ...]
+    sets: tuple[SetResult, ...]
+    comparisons: tuple[Comparison, ...]
+    headline: str
+    predictions: tuple[Predictions, ...]
+    sections: Mapping[str, object] = field(default_factory=dict)
+
+
+def _finite(value: float) -> float:
+    return float(value) if value is not None and math.isfinite(float(value)) else float("nan")
+
+
+def evaluate_set(evaluation: EvaluationSet, *, n_top_losses: int = 24, seed: int = 0) -> SetResult:
+    """Compute every metric of one set (all classes of the model kept, in its order)."""
+    p = evaluation.predictions
+    classes = list(p.classes)
+    correct = int((p.y_pred == p.y_true).sum())
+    low, high = metrics.wilson_interval(correct, p.n_images)
+    classification = metrics.classification_table(p.y_true, p.y_pred, classes=classes)
+    macro_f1 = float(classification.loc["macro avg", "f1"])
+
+    def macro_f1_of(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        table = metrics.classification_table(y_true, y_pred, classes=classes)
+        return float(table.loc["macro avg", "f1"])
+
+    f1_low, f1_high = metrics.bootstrap_interval(
+        macro_f1_of, p.y_true, p.y_pred, n_resamples=300, seed=seed
+    )
+    k = min(5, len(classes))
+    return SetResult(
+        name=p.name,
+        role=evaluation.role,
+        source=p.source,
+        n_images=p.n_images,
+        accuracy=correct / p.n_images if p.n_images else float("nan"),
+        accuracy_ci=(low, high),
+        error_rate=metrics.error_rate(p.y_true, p.y_pred),
+        macro_f1=macro_f1,
+        macro_f1_ci=(f1_low, f1_high),
+        top5_accuracy=metrics.top_k_accuracy(p.y_true, p.y_proba, classes=classes, k=k),
+        ece=metrics.expected_calibration_error(p.y_true, p.y_proba, classes=classes),
+        brier_score=metrics.brier_score(p.y_true, p.y_proba, classes=classes),
+        log_loss=metrics.log_loss(p.y_true, p.y_proba, classes=classes),
+        per_class=metrics.per_class_accuracy(p.y_true, p.y_pred, classes=classes),
+        classification=classification,
+        confusion=metrics.confusion_matrix(p.y_true, p.y_pred, classes=classes),
+        most_confused=metrics.most_confused(p.y_true, p.y_pred, classes=classes),
+        reliability=metrics.reliability_table(p.y_true, p.y_proba, classes=classes),
+        top_losses=metrics.top_losses(p, k=n_top_losses),
+        ledger=p.ledger.summary(),
+        ledger_rows=p.ledger.to_frame().query("status != 'evaluated'").reset_index(drop=True),
+    )
+
+
+def _percent(value: float) -> str:
+    return "n/a" if not math.isfinite(value) else f"{100 * value:.1f}%"
+
+
+def headline_sentence(sets: Sequence[SetResult], comparisons: Sequence[Comparison]) -> str:
+    """One sentence: accuracy per set with its interval, and how many classes drop.
+
+    >>> r = lambda name, role, acc, ci: type("R", (), {"name": name, "role": role,
+    ...     "accuracy": acc, "accuracy_ci": ci, "source": ""})()
+    >>> headline_sentence([r("valid", "in-domain", 0.999, (0.99, 1.0)),
+    ...                    r("test", "test", 0.62, (0.587, 0.652))], [])
+    '99.9% (99.0–100.0) on valid, 62.0% (58.7–65.2) on test.'
+    """
+    parts = []
+    for result in sets:
+        low, high = result.accuracy_ci
+        interval = (
+            f" ({100 * low:.1f}–{100 * high:.1f})"
+            if math.isfinite(low) and math.isfinite(high)
+            else ""
+        )
+        parts.append(f"{_percent(result.accuracy)}{interval} on {result.name}")
+    sentence = ", ".join(parts)
+    drops = [
+        f"{c.n_significant} of {c.n_compared} classes drop significantly on {c.out_of_domain}"
+        for c in comparisons
+    ]
+    if drops:
+        sentence += "; " + "; ".join(drops)
+    return sentence + "."
+
+
+def build_context(
+    evaluation_sets: Sequence[EvaluationSet],
+    *,
+    model: ModelInfo,
+    command: str,
+    title: str = "asl-eval report",
+    sections: Mapping[str, object] | None = None,
+    now: datetime | None = None,
+) -> ReportContext:
+    """Evaluate every set and compare each test set with the (first) in-domain set."""
+    if not evaluation_sets:
+        raise ReportError("A report needs at least one evaluation set.")
+    names = [e.name for e in evaluation_sets]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ReportError(f"Evaluation set names must be unique; repeated: {duplicates}.")
+    classes = evaluation_sets[0].predictions.classes
+    for evaluation in evaluation_sets:
+        if evaluation.predictions.classes != classes:
+            raise ReportError(
+                f"Set {evaluation.name!r} was predicted with other classes than "
+                f"{evaluation_sets[0].name!r}; all sets must come from the same model."
+            )
+    results = tuple(evaluate_set(e) for e in evaluation_sets)
+    in_domain = next((e for e in evaluation_sets if e.role == "in-domain"), None)
+    comparisons: list[Comparison] = []
+    if in_domain is not None:
+        for evaluation in evaluation_sets:
+            if evaluation.role == "in-domain":
+                continue
+            table = metrics.domain_comparison(in_domain.predictions, evaluation.predictions)
+            compared = table["p_value"].notna()
+            comparisons.append(
+                Comparison(
+                    in_domain=in_domain.name,
+                    out_of_domain=evaluation.name,
+                    table=table,
+                    n_significant=int(table.loc[compared, "significant"].sum()),
+                    n_compared=int(compared.sum()),
+                )
+            )
+    timestamp = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return ReportContext(
+        title=title,
+        model=model,
+        command=command,
+        generated_at=timestamp,
+        classes=tuple(classes),
+        sets=results,
+        comparisons=tuple(comparisons),
+        headline=headline_sentence(results, comparisons),
+        predictions=tuple(e.predictions for e in evaluation_sets),
+        sections=dict(sections or {}),
+    )
+
+
+def runtime_versions() -> dict[str, str]:
+    """Versions of asl-eval, fastai, torch and Python for the header."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from asl_eval import __version__
+
+    found = {"asl-eval": __version__, "python": platform.python_version()}
+    for package in ("fastai", "torch", "torchvision"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "not installed"
+    return found

@@ -1,0 +1,230 @@
+"""Rendering the report context to one self-contained HTML page.
+
+Jinja2 runs with autoescape on and ``StrictUndefined``, set outright: every file name, label and
+path is text in the page, never markup. The only strings marked safe are ``data:`` URIs this
+module made itself, and they are checked to be base64 before they reach the template.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from asl_eval.report.context import Comparison, ReportContext, SetResult
+from asl_eval.report.figures import draw, thumbnail_data_uri
+
+_DATA_URI = re.compile(r"^data:image/(png|jpeg);base64,[A-Za-z0-9+/=]*$")
+
+
+def fmt_percent(value: float | None, digits: int = 1) -> str:
+    """``0.6195`` -> ``'62.0%'``; NaN and None -> ``'–'``.
+
+    >>> fmt_percent(0.6195), fmt_percent(float("nan"))
+    ('62.0%', '–')
+    """
+    if value is None or not math.isfinite(value):
+        return "–"
+    return f"{100 * value:.{digits}f}%"
+
+
+def fmt_interval(interval: Sequence[float] | None) -> str:
+    """``(0.587, 0.652)`` -> ``'58.7–65.2'``.
+
+    >>> fmt_interval((0.587, 0.652))
+    '58.7–65.2'
+    """
+    if interval is None or any(v is None or not math.isfinite(v) for v in interval):
+        return "–"
+    low, high = interval
+    return f"{100 * low:.1f}–{100 * high:.1f}"
+
+
+def fmt_number(value: float | None, digits: int = 3) -> str:
+    """A float with ``digits`` decimals; NaN and None -> ``'–'``.
+
+    >>> fmt_number(0.12345), fmt_number(None)
+    ('0.123', '–')
+    """
+    if value is None or not math.isfinite(value):
+        return "–"
+    return f"{value:.{digits}f}"
+
+
+def fmt_pvalue(value: float | None) -> str:
+    """p-values: ``'<0.001'`` below a thousandth.
+
+    >>> fmt_pvalue(0.00001), fmt_pvalue(0.0312)
+    ('<0.001', '0.031')
+    """
+    if value is None or not math.isfinite(value):
+        return "–"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def sort_key(value: float | None) -> str:
+    """A ``data-sort`` attribute value; NaN sorts first."""
+    if value is None or not math.isfinite(value):
+        return "-1"
+    return f"{value:.6f}"
+
+
+def data_uri_attr(uri: str | None) -> str:
+    """Pass a data URI made by this package; anything else becomes an empty string."""
+    return uri if uri is not None and _DATA_URI.match(uri) else ""
+
+
+def make_environment() -> Environment:
+    """The one Jinja2 environment: autoescape always on, undefined names are errors."""
+    environment = Environment(
+        loader=PackageLoader("asl_eval.report", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.filters.update(
+        percent=fmt_percent,
+        interval=fmt_interval,
+        number=fmt_number,
+        pvalue=fmt_pvalue,
+        sortkey=sort_key,
+        data_uri=data_uri_attr,
+    )
+    return environment
+
+
+@dataclass(frozen=True)
+class Thumb:
+    """One image in a gallery: its thumbnail and caption fields."""
+
+    uri: str | None
+    name: str
+    path: str
+    actual: str
+    predicted: str
+    confidence: float
+    p_true: float
+
+
+@dataclass(frozen=True)
+class SetFigures:
+    """Figures and galleries of one set."""
+
+    confusion: str
+    reliability: str
+    gallery: tuple[Thumb, ...]
+    confused_pairs: tuple[tuple[str, str, int, tuple[Thumb, ...]], ...]
+
+
+def _thumbs_for(frame: pd.DataFrame, *, limit: int, size: int) -> tuple[Thumb, ...]:
+    thumbs = []
+    for row in frame.head(limit).itertuples(index=False):
+        thumbs.append(
+            Thumb(
+                uri=thumbnail_data_uri(row.path, size=size),
+                name=Path(str(row.path)).name,
+                path=str(row.path),
+                actual=str(row.actual),
+                predicted=str(row.predicted),
+                confidence=float(row.confidence),
+                p_true=float(row.p_true),
+            )
+        )
+    return tuple(thumbs)
+
+
+def set_figures(
+    result: SetResult,
+    context: ReportContext,
+    *,
+    n_gallery: int = 24,
+    n_pairs: int = 8,
+    n_pair_examples: int = 3,
+    thumb_size: int = 96,
+) -> SetFigures:
+    """Draw the confusion matrix and reliability diagram, and pick the gallery thumbnails."""
+    from asl_eval import metrics, plots
+
+    n_classes = len(context.classes)
+    side = max(4.0, 0.28 * n_classes + 1.5)
+    confusion = draw(
+        lambda ax: plots.plot_confusion_matrix(result.confusion, ax=ax), size=(side, side * 0.85)
+    )
+    reliability = draw(
+        lambda ax: plots.plot_reliability_diagram(result.reliability, ax=ax), size=(4.2, 3.6)
+    )
+    gallery = _thumbs_for(
+        result.top_losses[result.top_losses["actual"] != result.top_losses["predicted"]],
+        limit=n_gallery,
+        size=thumb_size,
+    )
+    predictions = next(p for p in context.predictions if p.name == result.name)
+    losses = metrics.top_losses(predictions, k=predictions.n_images)
+    pairs = []
+    for row in result.most_confused.head(n_pairs).itertuples(index=False):
+        examples = losses[(losses["actual"] == row.actual) & (losses["predicted"] == row.predicted)]
+        thumbs = _thumbs_for(examples, limit=n_pair_examples, size=thumb_size)
+        pairs.append((str(row.actual), str(row.predicted), int(row.count), thumbs))
+    return SetFigures(confusion, reliability, gallery, tuple(pairs))
+
+
+def per_class_chart(context: ReportContext) -> str:
+    """Per-class accuracy bars for every set side by side, with Wilson whiskers."""
+    from asl_eval import plots
+
+    tables = {result.name: result.per_class for result in context.sets}
+    width = max(8.0, 0.32 * len(context.classes) * max(1, len(tables)) + 2)
+    return draw(
+        lambda ax: plots.plot_per_class_accuracy(tables, ax=ax), size=(min(width, 18.0), 4.2)
+    )
+
+
+def domain_gap_chart(comparison: Comparison) -> str:
+    """Per-class drop from in-domain to one out-of-domain set."""
+    from asl_eval import plots
+
+    return draw(lambda ax: plots.plot_domain_gap(comparison.table, ax=ax), size=(9.0, 4.0))
+
+
+def uncertainty_note(context: ReportContext) -> str:
+    """How wide a per-class interval is at the typical class size of the test sets."""
+    from asl_eval import metrics
+
+    supports = [
+        int(result.per_class["support"].median())
+        for result in context.sets
+        if result.role == "test" and len(result.per_class)
+    ] or [int(result.per_class["support"].median()) for result in context.sets]
+    n = min(supports) if supports else 0
+    if n <= 0:
+        return ""
+    low, high = metrics.wilson_interval(n / 2, n)
+    return (
+        f"With about {n} images per class, a class accuracy of 50% has a 95% Wilson interval "
+        f"of {100 * low:.0f}–{100 * high:.0f}% (±{50 * (high - low):.0f} points): differences "
+        "between classes smaller than that are not evidence of anything."
+    )
+
+
+def render_html(context: ReportContext, *, n_gallery: int = 24, thumb_size: int = 96) -> str:
+    """The whole report as one HTML string."""
+    environment = make_environment()
+    figures = {
+        result.name: set_figures(result, context, n_gallery=n_gallery, thumb_size=thumb_size)
+        for result in context.sets
+    }
+    template = environment.get_template("report.html.j2")
+    return template.render(
+        context=context,
+        figures=figures,
+        per_class_chart=per_class_chart(context),
+        gap_charts={c.out_of_domain: domain_gap_chart(c) for c in context.comparisons},
+        comparison_by_set={c.out_of_domain: c for c in context.comparisons},
+        uncertainty=uncertainty_note(context),
+    )

@@ -1,0 +1,97 @@
+"""Writing the report files atomically: a crash never leaves half a report."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from asl_eval.report.context import ReportContext
+from asl_eval.report.render import render_html
+from asl_eval.report.serialize import render_json
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """Where one report went."""
+
+    html: Path
+    json: Path
+    predictions_csv: Path
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    """Write to a temporary file in the same folder, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralize_formula(value: object) -> object:
+    """Prefix a quote to text a spreadsheet would run as a formula (``=HYPERLINK(...)``).
+
+    >>> neutralize_formula("=cmd|' /C calc'!A0.jpg"), neutralize_formula("A")
+    ("'=cmd|' /C calc'!A0.jpg", 'A')
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def predictions_frame(context: ReportContext) -> pd.DataFrame:
+    """Every evaluated image of every set: set, path, true and predicted class, confidence."""
+    frames = []
+    for predictions in context.predictions:
+        frame = predictions.to_frame()[
+            ["path", "y_true", "y_pred", "correct", "confidence", "loss"]
+        ]
+        frame.insert(0, "set", predictions.name)
+        frames.append(frame)
+    combined = pd.concat(frames, ignore_index=True)
+    for column in ("set", "path", "y_true", "y_pred"):
+        combined[column] = combined[column].map(neutralize_formula)
+    return combined
+
+
+def report_paths(out: str | Path, name: str) -> ReportFiles:
+    """``out`` is a folder (files ``<name>.html`` ...) or an ``.html`` path (siblings share its
+    stem)."""
+    out = Path(out)
+    if out.suffix.lower() in {".html", ".htm"}:
+        folder, stem = out.parent, out.stem
+    else:
+        folder, stem = out, name
+    return ReportFiles(
+        html=folder / f"{stem}.html",
+        json=folder / f"{stem}.json",
+        predictions_csv=folder / f"{stem}.predictions.csv",
+    )
+
+
+def write_report(context: ReportContext, out: str | Path, *, name: str = "report") -> ReportFiles:
+    """Render everything first, then write the three files (each atomically).
+
+    Rendering happens before any file is touched, so an error while building the page leaves
+    no partial output behind.
+    """
+    files = report_paths(out, name)
+    html = render_html(context)
+    json_text = render_json(context)
+    csv_text = predictions_frame(context).to_csv(index=False, lineterminator="\n")
+    atomic_write_text(files.json, json_text)
+    atomic_write_text(files.predictions_csv, csv_text)
+    atomic_write_text(files.html, html)
+    return files
