@@ -1286,7 +1286,7 @@ def _exact_mcnemar_p(b: np.ndarray, c: np.ndarray) -> np.ndarray:
 def _encode_three(
     y_true: LabelsOrPredictions | Predictions,
     pred_a: ArrayLike | Predictions | None,
-    pred_b: ArrayLike | Predictions | None,
+    pred_b: ArrayLike | None,
     classes: Sequence[Hashable] | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[Hashable, ...]]:
     if isinstance(y_true, Predictions):
