@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import shlex
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -63,6 +64,8 @@ def main_callback(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress.")] = False,
 ) -> None:
     """Evaluate fastai image classifiers and find out why they fail."""
+    # fastai imports torch.jit.script at import time; that deprecation is not the user's concern.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
