@@ -1,123 +1,320 @@
 """Input discovery and image loading: every file found is accounted for.
 
-:func:`discover_images` walks a folder and returns the candidate image files;
-:func:`load_rgb` opens one and converts it to 8-bit RGB, or raises :class:`UnreadableImage`
-with a short reason that goes into the ledger.
+:func:`discover_images` walks a folder and returns the candidate image files (and counts of
+what it skipped, and why); :func:`load_rgb` opens one file and converts it to 8-bit RGB the way
+the model expects, or raises :class:`UnreadableImage` with a short reason from
+:data:`EXCLUSION_REASONS` that goes into the ledger.
+
+Conversion rules (see ``docs/labels.md``):
+
+- transparency (RGBA, LA, palette images with a transparent colour) is composited onto an opaque
+  background, white ``(255, 255, 255)`` by default;
+- 16-bit greyscale (``I;16``, and 32-bit ``I``, read as the 16-bit range) is scaled linearly to
+  8 bits with ``round(v * 255 / 65535)``, never clipped; 16-bit RGB(A) PNGs are reduced to
+  8 bits by Pillow itself (high byte);
+- greyscale and bilevel images are replicated to three channels; CMYK and other colour spaces go
+  through Pillow's conversion (embedded ICC profiles are not applied); 32-bit float images are
+  excluded as an unsupported pixel format;
+- the first frame of an animated GIF/WebP/TIFF is used; EXIF orientation is not applied, as in
+  fastai's own ``PILImage.create``, so evaluation sees pixels exactly as training did;
+- an image with more pixels than ``max_pixels`` (default: Pillow's ``Image.MAX_IMAGE_PIXELS``) is
+  excluded from its header alone, before any pixel is decoded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import logging
+import struct
+import warnings
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from asl_eval.errors import InputError
 from asl_eval.predictions import LedgerEntry
 
+logger = logging.getLogger(__name__)
+
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+"""File extensions taken as images, compared case-insensitively."""
+
+DEFAULT_BACKGROUND: tuple[int, int, int] = (255, 255, 255)
+"""Colour that transparent pixels are composited onto: white."""
+
+ZERO_BYTE = "zero-byte file"
+NOT_AN_IMAGE = "not an image"
+TRUNCATED = "truncated image"
+CORRUPT = "corrupt image"
+TOO_LARGE = "exceeds the decompression-bomb limit"
+UNSUPPORTED_MODE = "unsupported pixel format"
+UNREADABLE_FILE = "unreadable file"
+BROKEN_LINK = "broken symbolic link"
+
+EXCLUSION_REASONS: tuple[str, ...] = (
+    ZERO_BYTE,
+    NOT_AN_IMAGE,
+    TRUNCATED,
+    CORRUPT,
+    TOO_LARGE,
+    UNSUPPORTED_MODE,
+    UNREADABLE_FILE,
+    BROKEN_LINK,
+)
+"""Every ``reason`` an excluded file can have in the ledger (a fixed vocabulary, so the report
+can count exclusions by reason)."""
+
+# Pillow's decoders signal a bad file with a variety of exceptions; one bad file must never stop
+# a run, so all of these become an exclusion with a reason.
+_DECODE_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    IndexError,
+    KeyError,
+    TypeError,
+    ZeroDivisionError,
+    struct.error,
+    MemoryError,
+)
 
 
 class UnreadableImage(InputError):
-    """One file cannot be used as an image; ``reason`` is the short ledger wording."""
+    """One file cannot be used as an image.
 
-    def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
+    ``reason`` is the short ledger wording (one of :data:`EXCLUSION_REASONS`); ``detail`` is
+    what Pillow or the operating system said, for logs and error messages.
+    """
+
+    def __init__(self, path: Path, reason: str, detail: str = "") -> None:
+        message = f"{path}: {reason}" + (f" ({detail})" if detail else "")
+        super().__init__(message)
         self.path = path
         self.reason = reason
+        self.detail = detail
 
 
 @dataclass(frozen=True)
 class Discovery:
     """Result of walking one input folder.
 
-    ``images`` are files with an image extension, in sorted order. ``entries`` are ledger
-    entries for files found but set aside before labelling.
+    Attributes
+    ----------
+    root
+        The folder labels are read relative to (the parent folder when a single file was given).
+    images
+        Files with an image extension, sorted by path.
+    entries
+        Ledger entries for files found but set aside before labelling (broken symbolic links).
+    skipped
+        Counts of what the walk passed over, by kind: ``"hidden"`` files and folders,
+        ``"not an image extension"`` files, ``"symlink loop or repeat"`` folders reached a second
+        time, ``"unreadable folder"``. These are not inputs, so they are not in the ledger.
     """
 
     root: Path
     images: tuple[Path, ...]
     entries: tuple[LedgerEntry, ...] = ()
+    skipped: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def n_found(self) -> int:
+        """Files that go into the ledger: images plus those set aside before labelling."""
+        return len(self.images) + len(self.entries)
 
 
-def _is_hidden(path: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
+def has_image_extension(path: str | Path) -> bool:
+    """Whether the file name ends in one of :data:`IMAGE_EXTENSIONS`, ignoring case.
+
+    >>> has_image_extension("photos/A0001.JPG"), has_image_extension("notes.txt")
+    (True, False)
+    """
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def _walk(root: Path) -> Iterable[Path]:
+def _walk(root: Path, skipped: Counter[str]) -> Iterator[Path]:
+    """Yield every non-hidden file under ``root``; each real folder is entered once, so a
+    symbolic link that points back up the tree cannot loop."""
     seen: set[tuple[int, int]] = set()
     stack = [root]
     while stack:
         folder = stack.pop()
         try:
             stat = folder.stat()
-        except OSError:
+            children = sorted(folder.iterdir())
+        except OSError as error:
+            logger.warning("skipping unreadable folder %s: %s", folder, error)
+            skipped["unreadable folder"] += 1
             continue
         key = (stat.st_dev, stat.st_ino)
-        if key in seen:  # a symlink loop, or the same folder reached twice
+        if key in seen:
+            skipped["symlink loop or repeat"] += 1
             continue
         seen.add(key)
-        try:
-            children = sorted(folder.iterdir())
-        except OSError:
-            continue
-        for child in children:
+        for child in reversed(children):  # the stack pops in sorted order
             if child.name.startswith("."):
-                continue
-            if child.is_dir():
+                skipped["hidden"] += 1
+            elif child.is_dir():
                 stack.append(child)
-            elif child.is_file():
+            else:
                 yield child
 
 
 def discover_images(root: str | Path) -> Discovery:
-    """Find the image files under ``root`` (recursive, case-insensitive extensions, hidden
-    files and folders skipped, symlink loops followed once).
+    """Find the image files under ``root``.
+
+    The walk is recursive and follows symbolic links, entering each real folder once (so link
+    loops end); file and folder names starting with ``.`` are skipped; extensions match
+    :data:`IMAGE_EXTENSIONS` ignoring case. A folder whose name looks like an image (``x.jpg/``)
+    is walked like any folder. A symbolic link with an image extension whose target is missing is
+    found and recorded as excluded (``"broken symbolic link"``).
+
+    Parameters
+    ----------
+    root
+        A folder, or a single image file.
+
+    Returns
+    -------
+    Discovery
 
     Raises
     ------
     InputError
-        If ``root`` does not exist, or holds no image file.
+        If ``root`` does not exist, is a file without an image extension, or holds no image file.
     """
     root = Path(root)
     if not root.exists():
-        raise InputError(f"{root} does not exist.")
+        if root.is_symlink():
+            raise InputError(f"{root} is a symbolic link to a path that does not exist.")
+        raise InputError(f"{root} does not exist. Pass a folder of images or an image file.")
     if root.is_file():
-        if root.suffix.lower() in IMAGE_EXTENSIONS:
+        if has_image_extension(root):
             return Discovery(root=root.parent, images=(root,))
-        raise InputError(f"{root} is not an image file or a folder of images.")
-    images = sorted(
-        (p for p in _walk(root) if p.suffix.lower() in IMAGE_EXTENSIONS),
-        key=lambda p: str(p),
-    )
-    if not images:
         raise InputError(
-            f"{root} holds no image files (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})."
+            f"{root} is not an image file or a folder of images "
+            f"(expected one of {', '.join(sorted(IMAGE_EXTENSIONS))})."
         )
-    return Discovery(root=root, images=tuple(images))
+    skipped: Counter[str] = Counter()
+    images: list[Path] = []
+    entries: list[LedgerEntry] = []
+    for path in _walk(root, skipped):
+        if not has_image_extension(path):
+            skipped["not an image extension"] += 1
+        elif path.is_symlink() and not path.exists():
+            entries.append(LedgerEntry(str(path), "excluded", reason=BROKEN_LINK))
+        elif path.is_file():
+            images.append(path)
+        else:  # a socket, a FIFO or a device with an image name
+            entries.append(LedgerEntry(str(path), "excluded", reason=UNREADABLE_FILE))
+    if not images and not entries:
+        what = "is empty" if not skipped else f"holds no image files ({_describe(skipped)})"
+        raise InputError(
+            f"{root} {what}; looked for {', '.join(sorted(IMAGE_EXTENSIONS))} "
+            "in it and its subfolders."
+        )
+    images.sort(key=str)
+    entries.sort(key=lambda e: e.path)
+    return Discovery(root=root, images=tuple(images), entries=tuple(entries), skipped=dict(skipped))
 
 
-def load_rgb(path: str | Path) -> Image.Image:
-    """Open an image and return it as 8-bit RGB, fully decoded.
+def _describe(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{n} skipped as {kind}" for kind, n in sorted(counts.items()))
+
+
+def _to_rgb(image: Image.Image, background: tuple[int, int, int]) -> Image.Image:
+    """Convert a decoded image of any supported mode to 8-bit RGB (rules in the module doc)."""
+    mode = image.mode
+    if mode == "RGB":
+        return image.copy()
+    if mode.startswith("I"):  # I;16, I;16B, I;16L, I;16N, and 32-bit I
+        values = np.asarray(image, dtype=np.float64)
+        scaled = np.rint(np.clip(values, 0, 65535) * (255 / 65535)).astype(np.uint8)
+        return Image.fromarray(scaled, mode="L").convert("RGB")
+    if mode == "F":
+        raise ValueError("32-bit floating-point pixels")
+    if mode == "P":
+        palette_mode = image.palette.mode if image.palette is not None else "RGB"
+        has_alpha = "transparency" in image.info or palette_mode == "RGBA"
+        image = image.convert("RGBA" if has_alpha else "RGB")
+        if not has_alpha:
+            return image
+        mode = "RGBA"
+    if mode in {"LA", "La", "PA", "RGBa", "RGBA"}:
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (*background, 255))
+        return Image.alpha_composite(canvas, rgba).convert("RGB")
+    if mode in {"L", "1", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"}:
+        return image.convert("RGB")
+    raise ValueError(f"pixel mode {mode}")
+
+
+def load_rgb(
+    path: str | Path,
+    *,
+    background: tuple[int, int, int] = DEFAULT_BACKGROUND,
+    max_pixels: int | None = None,
+) -> Image.Image:
+    """Open an image and return it fully decoded as 8-bit RGB.
+
+    Parameters
+    ----------
+    path
+        The image file.
+    background
+        RGB colour that transparent pixels are composited onto (default white).
+    max_pixels
+        Largest width x height accepted; larger images are excluded from their header alone.
+        Default: Pillow's ``Image.MAX_IMAGE_PIXELS`` at call time (no limit if that is None).
+
+    Returns
+    -------
+    PIL.Image.Image
+        A new image in mode ``"RGB"``, detached from the file.
 
     Raises
     ------
     UnreadableImage
-        With a short ``reason`` when the file is empty, not an image, or truncated.
+        With ``reason`` one of :data:`EXCLUSION_REASONS` when the file is empty, not an image,
+        truncated, corrupt, too large or in an unsupported pixel format.
     """
     path = Path(path)
+    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     try:
-        if path.stat().st_size == 0:
-            raise UnreadableImage(path, "zero-byte file")
-        with Image.open(path) as image:
-            image.load()
-            return image.convert("RGB")
+        size = path.stat().st_size
+    except OSError as error:
+        reason = BROKEN_LINK if path.is_symlink() else UNREADABLE_FILE
+        raise UnreadableImage(path, reason, str(error)) from None
+    if size == 0:
+        raise UnreadableImage(path, ZERO_BYTE)
+    try:
+        with warnings.catch_warnings():
+            # The size is checked below against `limit`; Pillow's own warning would be noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                if limit is not None and width * height > limit:
+                    raise UnreadableImage(
+                        path, TOO_LARGE, f"{width}x{height} pixels, limit {limit}"
+                    )
+                image.load()
+                try:
+                    return _to_rgb(image, background)
+                except ValueError as error:
+                    raise UnreadableImage(path, UNSUPPORTED_MODE, str(error)) from None
     except UnreadableImage:
         raise
-    except Image.DecompressionBombError:
-        raise UnreadableImage(path, "image exceeds the decompression-bomb limit") from None
+    except Image.DecompressionBombError as error:
+        raise UnreadableImage(path, TOO_LARGE, str(error)) from None
     except Image.UnidentifiedImageError:
-        raise UnreadableImage(path, "not an image") from None
-    except OSError as error:
-        raise UnreadableImage(path, f"unreadable image ({error})") from None
+        raise UnreadableImage(path, NOT_AN_IMAGE, "Pillow recognises no image format") from None
+    except PermissionError as error:
+        raise UnreadableImage(path, UNREADABLE_FILE, str(error)) from None
+    except _DECODE_ERRORS as error:
+        detail = f"{type(error).__name__}: {error}"
+        reason = TRUNCATED if "truncated" in str(error).lower() else CORRUPT
+        raise UnreadableImage(path, reason, detail) from None
