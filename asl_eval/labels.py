@@ -153,8 +153,8 @@ class Alignment:
                 shown = " and ".join(f"{label!r} ({_HOW[self.method[label]]})" for label in labels)
                 fixes = " ".join(f"--label-map {label}={target}" for label in implicit)
                 found.append(
-                    f"labels {shown} would count as the same class {target!r}; if they are the same "
-                    f"class say so with {fixes}, otherwise rename the files or folders"
+                    f"labels {shown} would count as the same class {target!r}; if they are "
+                    f"the same class say so with {fixes}, otherwise rename the files or folders"
                 )
         return found
 
