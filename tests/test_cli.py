@@ -1,0 +1,131 @@
+"""The command line: exit codes (0 ok, 1 our error, 2 usage), messages, and files written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sklearn.metrics import accuracy_score, recall_score
+from typer.testing import CliRunner
+
+from asl_eval import __version__
+from asl_eval.cli import app
+
+runner = CliRunner()
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"asl-eval {__version__}"
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["report"], ["demo"]])
+@pytest.mark.parametrize("flag", ["-h", "--help"])
+def test_help_on_every_command(command: list[str], flag: str) -> None:
+    result = runner.invoke(app, [*command, flag])
+    assert result.exit_code == 0
+    assert "Usage" in result.stdout
+
+
+def test_report_end_to_end_numbers_equal_scikit_learn(tiny_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "reports"
+    result = runner.invoke(
+        app,
+        [
+            "report",
+            str(tiny_model.path),
+            str(tiny_model.data.ood_test),
+            "--set",
+            f"kaggle28={tiny_model.data.kaggle_test}",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    html, numbers = out / "model.html", out / "model.json"
+    assert f"report: {html}" in result.stdout
+    assert html.is_file() and numbers.is_file()
+    data = json.loads(numbers.read_text())
+    assert [s["name"] for s in data["sets"]] == ["valid", "kaggle28", "test"]
+    assert [s["role"] for s in data["sets"]] == ["in-domain", "test", "test"]
+    per_image = pd.read_csv(out / "model.predictions.csv")
+    classes = data["model"]["classes"]
+    for result_set in data["sets"]:
+        rows = per_image[per_image["set"] == result_set["name"]]
+        assert len(rows) == result_set["n_images"]
+        y_true, y_pred = rows["y_true"].astype(str), rows["y_pred"].astype(str)
+        assert result_set["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))
+        recall = recall_score(y_true, y_pred, labels=classes, average=None, zero_division=0)
+        for row, expected in zip(result_set["per_class"], recall, strict=True):
+            if row["support"]:
+                assert row["accuracy"] == pytest.approx(expected)
+            else:
+                assert row["accuracy"] is None
+
+
+def test_missing_test_folder_exits_1_and_writes_nothing(tiny_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "reports"
+    result = runner.invoke(
+        app, ["report", str(tiny_model.path), str(tmp_path / "nope"), "--out", str(out)]
+    )
+    assert result.exit_code == 1
+    assert "does not exist" in result.stderr
+    assert result.stdout == ""
+    assert not out.exists()
+
+
+def test_folder_without_images_exits_1(tiny_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no images here")
+    out = tmp_path / "reports"
+    result = runner.invoke(app, ["report", str(tiny_model.path), str(empty), "--out", str(out)])
+    assert result.exit_code == 1
+    assert "no image" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_missing_model_exits_1(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["report", str(tmp_path / "model.pkl"), str(tmp_path)])
+    assert result.exit_code == 1
+    assert "does not exist" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["report", "m.pkl", "--set", "no-equals-sign"],
+        ["report", "m.pkl", "--labels-from", "nowhere"],
+        ["train", "data", "--lr", "fast"],
+        ["train", "data", "--epochs", "0"],
+    ],
+)
+def test_usage_errors_exit_2(arguments: list[str]) -> None:
+    assert runner.invoke(app, arguments).exit_code == 2
+
+
+def test_train_command(tiny_data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "m.pkl"
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            str(tiny_data.train),
+            "--out",
+            str(out),
+            "--no-pretrained",
+            "--image-size",
+            "32",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "32",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and (tmp_path / "m.valid.parquet").is_file()
+    assert "validation accuracy" in result.stdout

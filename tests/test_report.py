@@ -1,0 +1,216 @@
+"""The report: numbers equal scikit-learn's, hostile names stay text, output is deterministic,
+atomic and within its size budget."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+
+from asl_eval.inference import predict_folder
+from asl_eval.predictions import Predictions
+from asl_eval.report import EvaluationSet, ModelInfo, build_context, write_report
+from asl_eval.report.serialize import render_json
+
+HOSTILE_CLASS = "<script>alert(1)</script>"
+FORMULA_CLASS = "=SUM(A1)"
+HOSTILE_FILE = '"><img src=x onerror=alert(1)>.jpg'
+
+
+def _model_info(path: Path, classes: tuple[str, ...]) -> ModelInfo:
+    return ModelInfo.describe(
+        path, arch="resnet18", classes=classes, input_size="32×32", versions={"test": "1"}
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_sets(tiny_model, tiny_learner):  # type: ignore[no-untyped-def]
+    valid = Predictions.load(tiny_model.valid_predictions)
+    ood = predict_folder(tiny_learner, tiny_model.data.ood_test, name="test")
+    kaggle = predict_folder(tiny_learner, tiny_model.data.kaggle_test, name="asl_alphabet_test")
+    return [
+        EvaluationSet(valid, role="in-domain"),
+        EvaluationSet(kaggle),
+        EvaluationSet(ood),
+    ]
+
+
+@pytest.fixture(scope="module")
+def tiny_context(tiny_sets, tiny_model):  # type: ignore[no-untyped-def]
+    return build_context(
+        tiny_sets,
+        model=_model_info(tiny_model.path, tiny_sets[0].predictions.classes),
+        command="asl-eval report model.pkl test/",
+        now=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+
+def _none_or(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def test_json_numbers_equal_scikit_learn(tiny_context, tiny_sets) -> None:  # type: ignore[no-untyped-def]
+    data = json.loads(render_json(tiny_context))
+    assert data["schema"] == "asl-eval/report" and data["schema_version"] == 1
+    for evaluation, result in zip(tiny_sets, data["sets"], strict=True):
+        p = evaluation.predictions
+        labels = list(range(len(p.classes)))
+        y_pred = p.y_proba.argmax(axis=1)
+        assert result["name"] == p.name
+        assert result["accuracy"] == pytest.approx(accuracy_score(p.y_true, y_pred))
+        matrix = confusion_matrix(p.y_true, y_pred, labels=labels)
+        assert result["confusion_matrix"]["counts"] == matrix.tolist()
+        precision, recall, f1, support = precision_recall_fscore_support(
+            p.y_true, y_pred, labels=labels, zero_division=np.nan
+        )
+        rows = {row["class"]: row for row in result["per_class"]}
+        assert list(rows) == list(p.classes)
+        for i, name in enumerate(p.classes):
+            assert rows[name]["support"] == support[i]
+            assert rows[name]["accuracy"] == pytest.approx(_none_or(recall[i]), nan_ok=True)
+            if support[i] and not math.isnan(precision[i]):
+                assert rows[name]["precision"] == pytest.approx(precision[i])
+                assert rows[name]["f1"] == pytest.approx(_none_or(f1[i]), nan_ok=True)
+        assert (
+            result["ledger"]["found"]
+            == result["ledger"]["evaluated"]
+            + result["ledger"]["n_excluded"]
+            + result["ledger"]["unlabeled"]
+            + result["ledger"]["n_not_in_classes"]
+        )
+
+
+def test_classes_without_images_are_null_not_zero(tiny_context) -> None:  # type: ignore[no-untyped-def]
+    data = json.loads(render_json(tiny_context))
+    kaggle = next(s for s in data["sets"] if s["name"] == "asl_alphabet_test")
+    row = next(r for r in kaggle["per_class"] if r["class"] == "del")
+    assert row["support"] == 0 and row["accuracy"] is None
+
+
+def test_headline_puts_the_sets_side_by_side(tiny_context) -> None:  # type: ignore[no-untyped-def]
+    headline = tiny_context.headline
+    for name in ("valid", "asl_alphabet_test", "test"):
+        assert f"on {name}" in headline
+    assert "drop significantly on test" in headline
+
+
+def test_json_is_deterministic_apart_from_the_timestamp(tiny_sets, tiny_model) -> None:  # type: ignore[no-untyped-def]
+    model = _model_info(tiny_model.path, tiny_sets[0].predictions.classes)
+    texts = []
+    for hour in (1, 2):
+        context = build_context(
+            tiny_sets, model=model, command="x", now=datetime(2026, 1, 1, hour, tzinfo=UTC)
+        )
+        texts.append(render_json(context))
+    assert texts[0] != texts[1]
+    strip = [
+        "\n".join(line for line in text.splitlines() if '"generated_at"' not in line)
+        for text in texts
+    ]
+    assert strip[0] == strip[1]
+
+
+class _TagCollector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, list[tuple[str, str | None]]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, attrs))
+
+
+def _hostile_predictions(folder: Path) -> Predictions:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, name in enumerate([HOSTILE_FILE, "ok.jpg", "=HYPERLINK(1).jpg"]):
+        path = folder / name
+        Image.new("RGB", (40, 40), (i * 60, 20, 20)).save(path, format="JPEG")
+        paths.append(str(path))
+    classes = [HOSTILE_CLASS, FORMULA_CLASS]
+    proba = np.array([[0.2, 0.8], [0.7, 0.3], [0.1, 0.9]])
+    y_true = [HOSTILE_CLASS, FORMULA_CLASS, HOSTILE_CLASS]
+    return Predictions.from_labels(y_true, proba, classes, paths=paths)
+
+
+def test_hostile_names_are_text(tmp_path: Path) -> None:
+    predictions = _hostile_predictions(tmp_path / "images")
+    model_file = tmp_path / "m.pkl"
+    model_file.write_bytes(b"model")
+    context = build_context(
+        [EvaluationSet(predictions)],
+        model=_model_info(model_file, predictions.classes),
+        command="asl-eval report m.pkl '<b>x</b>'",
+    )
+    files = write_report(context, tmp_path / "out", name="hostile")
+    html = files.html.read_text(encoding="utf-8")
+    parser = _TagCollector()
+    parser.feed(html)
+    scripts = [tag for tag, _ in parser.tags if tag == "script"]
+    assert len(scripts) == 1  # the report's own sorting script, nothing else
+    for tag, attrs in parser.tags:
+        for key, value in attrs:
+            assert not key.startswith("on"), (tag, key)
+            if tag == "img" and key == "src":
+                assert value is not None and value.startswith("data:image/")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "<b>x</b>" not in html
+    frame = pd.read_csv(files.predictions_csv)
+    assert set(frame["y_true"]) == {HOSTILE_CLASS, "'=SUM(A1)"}
+    for column in ("path", "y_true", "y_pred"):
+        assert not frame[column].astype(str).str.startswith(("=", "+", "-", "@")).any()
+
+
+def test_writing_is_atomic(tiny_context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    import asl_eval.report.write as write
+
+    def broken(context: object) -> str:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(write, "render_json", broken)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        write.write_report(tiny_context, tmp_path / "out", name="r")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    monkeypatch.undo()
+    files = write.write_report(tiny_context, tmp_path / "out", name="r")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        [files.html.name, files.json.name, files.predictions_csv.name]
+    )
+
+
+def test_report_file_is_self_contained_and_within_budget(
+    tiny_learner,  # type: ignore[no-untyped-def]
+    tiny_model,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    """870 out-of-domain images (30 per class, 200 px) plus the in-domain split: at most 5 MB."""
+    from asl_eval.demo_data import make_demo_dataset
+
+    data = make_demo_dataset(tmp_path / "big", n_train_per_class=0, n_ood_per_class=30, size=200)
+    ood = predict_folder(tiny_learner, data.ood_test, name="test")
+    assert ood.n_images == 870
+    valid = Predictions.load(tiny_model.valid_predictions)
+    context = build_context(
+        [EvaluationSet(valid, role="in-domain"), EvaluationSet(ood)],
+        model=_model_info(tiny_model.path, ood.classes),
+        command="asl-eval report",
+    )
+    files = write_report(context, tmp_path / "out", name="big")
+    html = files.html.read_text(encoding="utf-8")
+    assert files.html.stat().st_size <= 5 * 1024 * 1024
+    parser = _TagCollector()
+    parser.feed(html)
+    for tag, attrs in parser.tags:
+        for key, value in attrs:
+            if key in ("src", "href") and value and not value.startswith("#"):
+                assert value.startswith("data:"), (tag, key, value[:60])
+        assert tag != "link"
+    assert "@import" not in html and "url(" not in html
