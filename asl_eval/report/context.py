@@ -9,13 +9,13 @@ from __future__ import annotations
 import hashlib
 import math
 import platform
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import pandas as pd
 
 from asl_eval import metrics
@@ -137,20 +137,25 @@ def _finite(value: float) -> float:
 
 
 def evaluate_set(evaluation: EvaluationSet, *, n_top_losses: int = 24, seed: int = 0) -> SetResult:
-    """Compute every metric of one set (all classes of the model kept, in its order)."""
+    """Compute every metric of one set (all classes of the model kept, in its order).
+
+    Undefined values (a class without images, a class never predicted) are NaN and shown as
+    such; the warnings :mod:`asl_eval.metrics` raises about them are not repeated here.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _evaluate_set(evaluation, n_top_losses=n_top_losses, seed=seed)
+
+
+def _evaluate_set(evaluation: EvaluationSet, *, n_top_losses: int, seed: int) -> SetResult:
     p = evaluation.predictions
     classes = list(p.classes)
     correct = int((p.y_pred == p.y_true).sum())
     low, high = metrics.wilson_interval(correct, p.n_images)
     classification = metrics.classification_table(p.y_true, p.y_pred, classes=classes)
-    macro_f1 = float(classification.loc["macro avg", "f1"])
-
-    def macro_f1_of(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-        table = metrics.classification_table(y_true, y_pred, classes=classes)
-        return float(table.loc["macro avg", "f1"])
-
+    macro_f1 = metrics.macro_f1_score(p.y_true, p.y_pred, classes=classes)
     f1_low, f1_high = metrics.bootstrap_interval(
-        macro_f1_of, p.y_true, p.y_pred, n_resamples=300, seed=seed
+        metrics.macro_f1_score, p.y_true, p.y_pred, classes=classes, n_resamples=300, seed=seed
     )
     k = min(5, len(classes))
     return SetResult(

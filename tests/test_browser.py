@@ -1,0 +1,157 @@
+"""The report in a real browser: headless Chromium (Debian's package) opens it from file://.
+
+No console errors, no network requests, the headline and per-class table visible, and a
+screenshot kept in tests/artifacts/. With hostile file names and labels: no dialog, no injected
+element. Skipped where Chromium or Playwright is missing, except under CI, where it must run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from asl_eval.inference import predict_folder
+from asl_eval.predictions import Predictions
+from asl_eval.report import EvaluationSet, ModelInfo, build_context, write_report
+
+pytestmark = pytest.mark.slow
+
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+def _chromium() -> str:
+    path = os.environ.get("ASL_EVAL_CHROMIUM") or shutil.which("chromium")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; .ci/run installs it with apt-get")
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    executable = _chromium()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip("playwright is not installed")
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_FLAGS
+        )
+        yield instance
+        instance.close()
+
+
+def _open(browser, html: Path):  # type: ignore[no-untyped-def]
+    """Open a report; return the page and what it tried: console errors, requests, dialogs."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    seen: dict[str, list[str]] = {"errors": [], "requests": [], "dialogs": []}
+    page.on(
+        "console",
+        lambda message: seen["errors"].append(message.text) if message.type == "error" else None,
+    )
+    page.on("pageerror", lambda error: seen["errors"].append(str(error)))
+    page.on("request", lambda request: seen["requests"].append(request.url))
+    page.on("dialog", lambda dialog: (seen["dialogs"].append(dialog.message), dialog.dismiss()))
+    page.goto(html.resolve().as_uri())
+    page.wait_for_load_state("load")
+    return page, seen
+
+
+def _outside_requests(urls: list[str], html: Path) -> list[str]:
+    own = html.resolve().as_uri()
+    return [u for u in urls if u != own and not u.startswith("data:")]
+
+
+def test_demo_report_in_chromium(browser, tiny_model, tiny_learner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    valid = Predictions.load(tiny_model.valid_predictions)
+    ood = predict_folder(tiny_learner, tiny_model.data.ood_test, name="test")
+    context = build_context(
+        [EvaluationSet(valid, role="in-domain"), EvaluationSet(ood)],
+        model=ModelInfo.describe(
+            tiny_model.path, arch="resnet18", classes=ood.classes, input_size="32×32", versions={}
+        ),
+        command="asl-eval report model.pkl test/",
+        now=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    files = write_report(context, tmp_path, name="demo")
+    page, seen = _open(browser, files.html)
+    assert seen["errors"] == []
+    assert _outside_requests(seen["requests"], files.html) == []
+    headline = page.locator("#headline")
+    assert headline.is_visible()
+    assert "on valid" in headline.inner_text() and "on test" in headline.inner_text()
+    table = page.locator("table.per-class")
+    assert table.is_visible()
+    assert table.locator("tbody tr").count() == 29
+    # sorting by a column works when JavaScript runs (and the table is complete without it)
+    first_before = table.locator("tbody tr th").first.inner_text()
+    table.locator("thead th").nth(1).click()
+    accuracies = [
+        float(v)
+        for v in table.locator("tbody tr td:nth-child(2)").evaluate_all(
+            "cells => cells.map(c => c.getAttribute('data-sort'))"
+        )
+    ]
+    assert accuracies == sorted(accuracies)
+    assert first_before == "A"
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=False)
+    assert (ARTIFACTS / "report.png").stat().st_size > 10_000
+    page.close()
+
+
+def test_hostile_names_show_no_dialog_and_inject_nothing(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "images"
+    folder.mkdir()
+    names = ['"><img src=x onerror=alert(1)>.jpg', "<svg onload=alert(2)>.jpg", "ok.jpg"]
+    paths = []
+    for i, name in enumerate(names):
+        Image.new("RGB", (32, 32), (80 * i, 10, 10)).save(folder / name, format="JPEG")
+        paths.append(str(folder / name))
+    classes = ["<script>alert(3)</script>", "'\"><iframe src=javascript:alert(4)>"]
+    predictions = Predictions.from_labels(
+        [classes[0], classes[1], classes[0]],
+        np.array([[0.3, 0.7], [0.6, 0.4], [0.9, 0.1]]),
+        classes,
+        paths=paths,
+    )
+    model_file = tmp_path / "m.pkl"
+    model_file.write_bytes(b"not used")
+    context = build_context(
+        [EvaluationSet(predictions)],
+        model=ModelInfo.describe(
+            model_file, arch="x", classes=classes, input_size="?", versions={}
+        ),
+        command="asl-eval report '<img src=x onerror=alert(5)>'",
+    )
+    files = write_report(context, tmp_path / "out", name="hostile")
+    page, seen = _open(browser, files.html)
+    page.wait_for_timeout(300)
+    assert seen["dialogs"] == []
+    assert seen["errors"] == []
+    assert _outside_requests(seen["requests"], files.html) == []
+    assert page.locator("img[src='x']").count() == 0
+    assert page.locator("iframe, svg, img[onerror]").count() == 0
+    assert page.locator("script").count() == 1
+    assert "<script>alert(3)</script>" in page.locator("table.per-class").inner_text()
+    page.close()
