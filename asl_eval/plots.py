@@ -115,9 +115,9 @@ def plot_per_class_accuracy(
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
     if n_sets > 1:
-        ax.legend(loc="lower right", frameon=True)
+        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=min(n_sets, 4), frameon=False)
     if title:
-        ax.set_title(title)
+        ax.set_title(title, loc="left")
     return ax
 
 
@@ -295,9 +295,15 @@ def plot_domain_gap(
     ax.set_xlabel("accuracy")
     ax.grid(axis="x", alpha=0.3)
     ax.set_axisbelow(True)
-    ax.legend(loc="lower left", title="* drop significant (Holm)")
+    ax.legend(
+        loc="lower right",
+        bbox_to_anchor=(1.0, 1.0),
+        ncol=2,
+        frameon=False,
+        title="* significant drop (Holm)",
+    )
     if title:
-        ax.set_title(title)
+        ax.set_title(title, loc="left")
     return ax
 
 
