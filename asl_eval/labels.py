@@ -106,6 +106,14 @@ class LabelOptions:
     labels_csv: str | Path | pd.DataFrame | None = field(default=None, compare=False)
     label_map: Mapping[str, str] = field(default_factory=dict)
     strict: bool = False
+    csv_path: str | Path | None = field(default=None, compare=False, repr=False)
+    """Former name of ``labels_csv``, still accepted."""
+
+    def __post_init__(self) -> None:
+        if self.csv_path is not None:
+            if self.labels_csv is not None:
+                raise LabelError("Pass labels_csv or csv_path (its former name), not both.")
+            object.__setattr__(self, "labels_csv", self.csv_path)
 
 
 @dataclass(frozen=True)

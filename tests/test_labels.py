@@ -442,6 +442,15 @@ def test_labels_csv_relative_and_absolute_paths(tmp_path: Path) -> None:
     }
 
 
+def test_former_option_name_csv_path_still_works(tmp_path: Path) -> None:
+    paths = touch(tmp_path, "p.png")
+    (tmp_path / "l.csv").write_text("path,label\np.png,A\n")
+    options = LabelOptions(csv_path=tmp_path / "l.csv")
+    assert options.labels_csv == tmp_path / "l.csv"
+    labeled = label_files(paths, root=tmp_path, classes=ASL_CLASSES, options=options)
+    assert labeled.items == ((paths[0], "A"),)
+
+
 def test_labels_from_a_dataframe(tmp_path: Path) -> None:
     paths = touch(tmp_path, "p.png", "q.png")
     frame = pd.DataFrame({"path": ["p.png", "q.png"], "label": ["space", "del"]})
