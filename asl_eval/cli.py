@@ -7,18 +7,22 @@ in one place, into a one-paragraph message on stderr and exit code 1. Usage erro
 
 from __future__ import annotations
 
+import json
 import logging
 import shlex
 import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from asl_eval import __version__
 from asl_eval.errors import AslEvalError
+
+if TYPE_CHECKING:
+    from asl_eval.labels import LabelOptions
 
 app = typer.Typer(
     name="asl-eval",
@@ -133,16 +137,47 @@ def _parse_sets(values: list[str]) -> list[tuple[str, Path]]:
     return parsed
 
 
-def _parse_label_map(values: list[str]) -> dict[str, str]:
-    mapping = {}
-    for value in values:
-        source, sep, target = value.partition("=")
-        if not sep or not source or not target:
-            raise typer.BadParameter(
-                f"expected LABEL=CLASS, got {value!r}", param_hint="--label-map"
-            )
-        mapping[source] = target
-    return mapping
+LabelsFrom = Annotated[
+    str, typer.Option(help="Where true labels come from: auto, folder, filename or csv.")
+]
+LabelRegex = Annotated[
+    str | None, typer.Option(help="File-name regex with one group (or a group named 'label').")
+]
+LabelsCsv = Annotated[Path | None, typer.Option(help="CSV of path,label (--labels-from csv).")]
+LabelMap = Annotated[
+    list[str] | None,
+    typer.Option(help="Map a label to a class: LABEL=CLASS (repeatable, or comma-separated)."),
+]
+Strict = Annotated[
+    bool,
+    typer.Option(help="Fail when a file is unlabeled or its label is not a class of the model."),
+]
+TrustModel = Annotated[
+    bool, typer.Option(help="Skip the pickle safety scan for a model file you trust.")
+]
+
+
+def _label_options(
+    labels_from: str,
+    label_regex: str | None,
+    labels_csv: Path | None,
+    label_map: list[str] | None,
+    strict: bool,
+) -> LabelOptions:
+    from asl_eval.labels import LabelOptions, parse_label_map
+
+    if labels_from not in ("auto", "folder", "filename", "csv"):
+        raise typer.BadParameter(
+            f"expected auto, folder, filename or csv, got {labels_from!r}",
+            param_hint="--labels-from",
+        )
+    return LabelOptions(
+        source=labels_from,  # type: ignore[arg-type]
+        regex=label_regex,
+        labels_csv=labels_csv,
+        label_map=parse_label_map(list(label_map or [])),
+        strict=strict,
+    )
 
 
 @app.command()
@@ -162,35 +197,20 @@ def report(
         Path | None,
         typer.Option(help="Training folder: re-create and predict its validation split."),
     ] = None,
-    labels_from: Annotated[
-        str, typer.Option(help="Where true labels come from: auto, folder, filename or csv.")
-    ] = "auto",
-    label_regex: Annotated[
-        str | None, typer.Option(help="File-name regex with one group (or a group 'label').")
-    ] = None,
-    labels_csv: Annotated[
-        Path | None, typer.Option(help="CSV of path,label (with --labels-from csv).")
-    ] = None,
-    label_map: Annotated[
-        list[str] | None, typer.Option(help="Map a label to a class: LABEL=CLASS (repeatable).")
-    ] = None,
-    strict: Annotated[
-        bool, typer.Option(help="Fail when a label is not among the model's classes.")
-    ] = False,
-    trust_model: Annotated[
-        bool, typer.Option(help="Skip the pickle safety scan for a model file you trust.")
-    ] = False,
+    labels_from: LabelsFrom = "auto",
+    label_regex: LabelRegex = None,
+    labels_csv: LabelsCsv = None,
+    label_map: LabelMap = None,
+    strict: Strict = False,
+    trust_model: TrustModel = False,
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
 ) -> None:
     """Evaluate MODEL on test folders and write an HTML + JSON report."""
-    from asl_eval.labels import LabelOptions
     from asl_eval.pipeline import ReportRequest, name_sets, run_report
 
-    if labels_from not in ("auto", "folder", "filename", "csv"):
-        raise typer.BadParameter(
-            f"expected auto, folder, filename or csv, got {labels_from!r}",
-            param_hint="--labels-from",
-        )
+    label_options = _call(
+        lambda: _label_options(labels_from, label_regex, labels_csv, label_map, strict)
+    )
     request = ReportRequest(
         model=model,
         test_sets=name_sets(list(test_dirs or []), _parse_sets(list(sets or []))),
@@ -198,13 +218,7 @@ def report(
         name=name,
         in_domain=in_domain,
         trust_model=trust_model,
-        label_options=LabelOptions(
-            source=labels_from,  # type: ignore[arg-type]
-            regex=label_regex,
-            csv_path=labels_csv,
-            label_map=_parse_label_map(list(label_map or [])),
-            strict=strict,
-        ),
+        label_options=label_options,
         command=_command_line(),
         batch_size=batch_size,
     )
@@ -212,6 +226,43 @@ def report(
     typer.echo(f"report: {files.html}")
     typer.echo(f"numbers: {files.json}")
     typer.echo(f"predictions: {files.predictions_csv}")
+
+
+@app.command()
+def labels(
+    test_dir: Annotated[Path, typer.Argument(help="Folder of images to label.")],
+    model: Annotated[
+        Path | None, typer.Option(help="Align labels with this model's classes.")
+    ] = None,
+    labels_from: LabelsFrom = "auto",
+    label_regex: LabelRegex = None,
+    labels_csv: LabelsCsv = None,
+    label_map: LabelMap = None,
+    strict: Strict = False,
+    trust_model: TrustModel = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Dry run: how each rule labels TEST_DIR, counts per class, what is unmatched.
+
+    Loads no image and runs no model (with --model, only its classes are read).
+    """
+    from asl_eval.labels import preview_labels
+
+    options = _call(lambda: _label_options(labels_from, label_regex, labels_csv, label_map, strict))
+    classes = None
+    if model is not None:
+        from asl_eval.inference import model_classes
+        from asl_eval.loading import load_learner_file
+
+        learner = _call(lambda: load_learner_file(model, trust_model=trust_model))
+        classes = list(model_classes(learner))
+    preview = _call(lambda: preview_labels(test_dir, classes=classes, options=options))
+    if as_json:
+        typer.echo(json.dumps(preview.to_dict(), indent=2, sort_keys=True))
+    else:
+        typer.echo(preview.render_text())
+    if not preview.ok:
+        raise _fail(str(preview.error))
 
 
 @app.command()

@@ -22,7 +22,7 @@ def test_version() -> None:
     assert result.stdout.strip() == f"asl-eval {__version__}"
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["report"], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["train"], ["report"], ["labels"], ["demo"]])
 @pytest.mark.parametrize("flag", ["-h", "--help"])
 def test_help_on_every_command(command: list[str], flag: str) -> None:
     result = runner.invoke(app, [*command, flag])
@@ -129,3 +129,30 @@ def test_train_command(tiny_data, tmp_path: Path) -> None:  # type: ignore[no-un
     assert result.exit_code == 0, result.output
     assert out.is_file() and (tmp_path / "m.valid.parquet").is_file()
     assert "validation accuracy" in result.stdout
+
+
+def test_labels_dry_run_with_model(tiny_model) -> None:  # type: ignore[no-untyped-def]
+    result = runner.invoke(
+        app, ["labels", str(tiny_model.data.kaggle_test), "--model", str(tiny_model.path), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    text = json.dumps(data)
+    assert "28" in text  # 28 files, one per class but del
+
+
+def test_labels_dry_run_conflict_exits_1(tmp_path: Path) -> None:
+    folder = tmp_path / "t" / "B"
+    folder.mkdir(parents=True)
+    (folder / "A0001_test.jpg").write_bytes(b"")  # the folder says B, the file name says A
+    result = runner.invoke(app, ["labels", str(tmp_path / "t")])
+    assert result.exit_code == 1
+    assert "--labels-from" in result.stderr
+
+
+def test_bad_label_map_exits_1(tiny_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = runner.invoke(
+        app, ["labels", str(tiny_model.data.kaggle_test), "--label-map", "missing-equals"]
+    )
+    assert result.exit_code == 1
+    assert "missing-equals" in result.stderr
