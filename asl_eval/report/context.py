@@ -245,7 +245,9 @@ def build_context(
         for evaluation in evaluation_sets:
             if evaluation.role == "in-domain":
                 continue
-            table = metrics.domain_comparison(in_domain.predictions, evaluation.predictions)
+            with warnings.catch_warnings():  # classes absent from a set are NaN rows, shown as such
+                warnings.simplefilter("ignore", RuntimeWarning)
+                table = metrics.domain_comparison(in_domain.predictions, evaluation.predictions)
             compared = table["p_value"].notna()
             comparisons.append(
                 Comparison(

@@ -189,7 +189,8 @@ def domain_gap_chart(comparison: Comparison) -> str:
     """Per-class drop from in-domain to one out-of-domain set."""
     from asl_eval import plots
 
-    return draw(lambda ax: plots.plot_domain_gap(comparison.table, ax=ax), size=(9.0, 4.0))
+    height = max(3.0, 0.24 * len(comparison.table) + 1.2)
+    return draw(lambda ax: plots.plot_domain_gap(comparison.table, ax=ax), size=(7.0, height))
 
 
 def uncertainty_note(context: ReportContext) -> str:
