@@ -156,6 +156,8 @@ def _missing_code_error(path: Path, error: Exception) -> ModelLoadError:
     match = re.search(r"Can't get attribute '([^']+)' on <module '([^']+)'", text)
     if match:
         name, module = match.groups()
+        if module.endswith(".__main__"):  # under a runner such as pytest, __main__ is renamed
+            module = "__main__"
         where = (
             "the notebook or script that trained it (its __main__)"
             if module == "__main__"
