@@ -132,7 +132,7 @@ def _training_style(label: str, frame: int, size: int, rng: np.random.Generator)
 def _ood_style(label: str, size: int, rng: np.random.Generator) -> Image.Image:
     font_name = _OOD_FONTS[int(rng.integers(len(_OOD_FONTS)))]
     background = _textured_background(size * 2, rng)
-    foreground = tuple(int(v) for v in rng.integers(0, 256, size=3))
+    red, green, blue = (int(v) for v in rng.integers(0, 256, size=3))
     glyph = _render(
         label,
         size=size * 2,
@@ -145,7 +145,7 @@ def _ood_style(label: str, size: int, rng: np.random.Generator) -> Image.Image:
         angle=float(rng.uniform(-20, 20)),
     )
     mask = glyph.convert("L")
-    ink = Image.new("RGB", background.size, foreground)  # type: ignore[arg-type]
+    ink = Image.new("RGB", background.size, (red, green, blue))
     background.paste(ink, (0, 0), mask)
     image = background.resize((size, size), Image.Resampling.LANCZOS)
     return _add_noise(image, rng, float(rng.uniform(4, 16)))

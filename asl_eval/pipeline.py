@@ -67,7 +67,8 @@ def name_sets(
 
 
 def _input_size(learner: Learner) -> str:
-    for transform in getattr(learner.dls, "after_item", []).fs:
+    after_item = getattr(learner.dls, "after_item", None)
+    for transform in getattr(after_item, "fs", []):
         size = getattr(transform, "size", None)
         if size is not None:
             return "×".join(str(int(s)) for s in size)

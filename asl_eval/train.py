@@ -21,6 +21,7 @@ from asl_eval.errors import InputError, TrainingError
 from asl_eval.predictions import Predictions
 
 if TYPE_CHECKING:
+    from fastai.data.core import DataLoaders
     from fastai.learner import Learner
 
 logger = logging.getLogger(__name__)
@@ -107,13 +108,13 @@ def _weights_hint(arch: str) -> str:
     try:
         import torchvision.models
 
-        url = torchvision.models.get_model_weights(arch).DEFAULT.url  # type: ignore[attr-defined]
+        url = torchvision.models.get_model_weights(arch).DEFAULT.url
         return str(folder / url.rsplit("/", 1)[-1])
     except (ValueError, KeyError, AttributeError):
         return str(folder) + "/"
 
 
-def make_dataloaders(data_dir: str | Path, config: TrainConfig):  # type: ignore[no-untyped-def]
+def make_dataloaders(data_dir: str | Path, config: TrainConfig) -> DataLoaders:
     """The tutorial's DataBlock over ``data_dir`` (one folder per class)."""
     from fastai.vision.all import (
         CategoryBlock,
@@ -144,7 +145,7 @@ def make_dataloaders(data_dir: str | Path, config: TrainConfig):  # type: ignore
     return block.dataloaders(data_dir, bs=config.batch_size, num_workers=config.num_workers)
 
 
-def make_learner(dls, config: TrainConfig) -> Learner:  # type: ignore[no-untyped-def]
+def make_learner(dls: DataLoaders, config: TrainConfig) -> Learner:
     """resnet18 (or ``config.arch``) with the tutorial's loss, optimizer and metrics."""
     from fastai.vision.all import Adam, CrossEntropyLossFlat, accuracy, error_rate, vision_learner
 

@@ -123,20 +123,19 @@ class SetFigures:
 
 
 def _thumbs_for(frame: pd.DataFrame, *, limit: int, size: int) -> tuple[Thumb, ...]:
-    thumbs = []
-    for row in frame.head(limit).itertuples(index=False):
-        thumbs.append(
-            Thumb(
-                uri=thumbnail_data_uri(row.path, size=size),
-                name=Path(str(row.path)).name,
-                path=str(row.path),
-                actual=str(row.actual),
-                predicted=str(row.predicted),
-                confidence=float(row.confidence),
-                p_true=float(row.p_true),
-            )
+    """Thumbnails for the first ``limit`` rows of a :func:`metrics.top_losses` table."""
+    return tuple(
+        Thumb(
+            uri=thumbnail_data_uri(str(row["path"]), size=size),
+            name=Path(str(row["path"])).name,
+            path=str(row["path"]),
+            actual=str(row["actual"]),
+            predicted=str(row["predicted"]),
+            confidence=float(row["confidence"]),
+            p_true=float(row["p_true"]),
         )
-    return tuple(thumbs)
+        for row in frame.head(limit).to_dict(orient="records")
+    )
 
 
 def set_figures(
@@ -167,10 +166,11 @@ def set_figures(
     predictions = next(p for p in context.predictions if p.name == result.name)
     losses = metrics.top_losses(predictions, k=predictions.n_images)
     pairs = []
-    for row in result.most_confused.head(n_pairs).itertuples(index=False):
-        examples = losses[(losses["actual"] == row.actual) & (losses["predicted"] == row.predicted)]
+    for pair in result.most_confused.head(n_pairs).to_dict(orient="records"):
+        actual, predicted = str(pair["actual"]), str(pair["predicted"])
+        examples = losses[(losses["actual"] == actual) & (losses["predicted"] == predicted)]
         thumbs = _thumbs_for(examples, limit=n_pair_examples, size=thumb_size)
-        pairs.append((str(row.actual), str(row.predicted), int(row.count), thumbs))
+        pairs.append((actual, predicted, int(pair["count"]), thumbs))
     return SetFigures(confusion, reliability, gallery, tuple(pairs))
 
 
@@ -205,11 +205,13 @@ def uncertainty_note(context: ReportContext) -> str:
     n = min(supports) if supports else 0
     if n <= 0:
         return ""
-    low, high = metrics.wilson_interval(n / 2, n)
+    half = n // 2
+    low, high = metrics.wilson_interval(half, n)
     return (
-        f"With about {n} images per class, a class accuracy of 50% has a 95% Wilson interval "
-        f"of {100 * low:.0f}–{100 * high:.0f}% (±{50 * (high - low):.0f} points): differences "
-        "between classes smaller than that are not evidence of anything."
+        f"With about {n} images per class, a class with {half} of {n} right "
+        f"({100 * half / n:.0f}%) has a 95% Wilson interval of {100 * low:.0f}–{100 * high:.0f}% "
+        f"(about ±{50 * (high - low):.0f} points): differences between classes smaller than "
+        "that are not evidence of anything."
     )
 
 
