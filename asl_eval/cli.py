@@ -23,6 +23,7 @@ from asl_eval.errors import AslEvalError
 
 if TYPE_CHECKING:
     from asl_eval.labels import LabelOptions
+    from asl_eval.pipeline import CamOptions
 
 app = typer.Typer(
     name="asl-eval",
@@ -105,6 +106,12 @@ def train(
         bool, typer.Option("--augment/--no-augment", help="Use aug_transforms().")
     ] = True,
     num_workers: Annotated[int, typer.Option(min=0, help="DataLoader workers.")] = 0,
+    safe_copy: Annotated[
+        bool,
+        typer.Option(
+            "--safe-copy", help="Also write MODEL.safetensors + MODEL.json (no pickle needed)."
+        ),
+    ] = False,
 ) -> None:
     """Train with the fastai ASL tutorial's recipe and export the learner."""
     from asl_eval.train import TrainConfig, train_model
@@ -120,11 +127,14 @@ def train(
         pretrained=pretrained,
         augment=augment,
         num_workers=num_workers,
+        safe_copy=safe_copy,
     )
     result = _call(lambda: train_model(data_dir, out, config))
     typer.echo(f"validation accuracy {result.valid_accuracy:.4f} (learning rate {result.lr:.2e})")
     typer.echo(f"model: {result.model_path}")
     typer.echo(f"validation predictions: {result.valid_predictions_path}")
+    if result.safe_weights_path is not None:
+        typer.echo(f"safe copy: {result.safe_weights_path}")
 
 
 def _parse_sets(values: list[str]) -> list[tuple[str, Path]]:
@@ -153,7 +163,8 @@ Strict = Annotated[
     typer.Option(help="Fail when a file is unlabeled or its label is not a class of the model."),
 ]
 TrustModel = Annotated[
-    bool, typer.Option(help="Skip the pickle safety scan for a model file you trust.")
+    bool,
+    typer.Option(help="Skip the pickle safety scan for a model file you trust (docs/trust.md)."),
 ]
 
 
@@ -180,9 +191,40 @@ def _label_options(
     )
 
 
+CAM_METHODS = ("gradcam", "gradcam++", "hirescam", "eigencam", "scorecam", "finercam")
+
+
+def _cam_options(
+    enabled: bool,
+    method: str,
+    layer: str | None,
+    classes: str | None,
+    set_name: str | None,
+    k: int,
+    n_images: int,
+) -> CamOptions | None:
+    from asl_eval.pipeline import CamOptions
+
+    if not enabled:
+        return None
+    if method not in CAM_METHODS:
+        raise typer.BadParameter(
+            f"expected one of {', '.join(CAM_METHODS)}, got {method!r}", param_hint="--cam-method"
+        )
+    chosen = tuple(c.strip() for c in classes.split(",") if c.strip()) if classes else None
+    return CamOptions(
+        method=method, layer=layer, classes=chosen, set_name=set_name, k=k, n_per_class=n_images
+    )
+
+
 @app.command()
 def report(
-    model: Annotated[Path, typer.Argument(help="Exported fastai learner (.pkl).")],
+    model: Annotated[
+        Path,
+        typer.Argument(
+            help="Exported fastai learner (.pkl), or a .safetensors file with its .json sidecar."
+        ),
+    ],
     test_dirs: Annotated[
         list[Path] | None, typer.Argument(help="Test folders, each named after itself.")
     ] = None,
@@ -204,6 +246,26 @@ def report(
     strict: Strict = False,
     trust_model: TrustModel = False,
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    cam: Annotated[
+        bool, typer.Option("--cam/--no-cam", help="Add the Grad-CAM 'why it fails' section.")
+    ] = True,
+    cam_method: Annotated[
+        str,
+        typer.Option(
+            help="gradcam, gradcam++, hirescam, eigencam, scorecam or finercam.",
+        ),
+    ] = "gradcam",
+    cam_layer: Annotated[
+        str | None, typer.Option(help="Target layer (dotted name); default: found automatically.")
+    ] = None,
+    cam_classes: Annotated[
+        str | None, typer.Option(help="Classes to explain, e.g. T,V,X (default: the worst k).")
+    ] = None,
+    cam_set: Annotated[
+        str | None, typer.Option(help="Test set to explain (default: the largest).")
+    ] = None,
+    cam_k: Annotated[int, typer.Option(min=1, help="How many worst classes to explain.")] = 3,
+    cam_images: Annotated[int, typer.Option(min=1, help="Images per explained class.")] = 4,
 ) -> None:
     """Evaluate MODEL on test folders and write an HTML + JSON report."""
     from asl_eval.pipeline import ReportRequest, name_sets, run_report
@@ -221,6 +283,7 @@ def report(
         label_options=label_options,
         command=_command_line(),
         batch_size=batch_size,
+        cam=_cam_options(cam, cam_method, cam_layer, cam_classes, cam_set, cam_k, cam_images),
     )
     files = _call(lambda: run_report(request))
     typer.echo(f"report: {files.html}")
@@ -263,6 +326,24 @@ def labels(
         typer.echo(preview.render_text())
     if not preview.ok:
         raise _fail(str(preview.error))
+
+
+@app.command("export-safe")
+def export_safe_command(
+    model: Annotated[Path, typer.Argument(help="Exported fastai learner (.pkl).")],
+    out: Annotated[Path, typer.Argument(help="Weights file to write, ending in .safetensors.")],
+    trust_model: TrustModel = False,
+) -> None:
+    """Write MODEL as safetensors weights plus a JSON sidecar that loads without pickle."""
+    from asl_eval.loading import load_learner_file
+    from asl_eval.safe_format import export_safe
+
+    if out.suffix != ".safetensors":
+        raise _fail(f"OUT must end in .safetensors; got {out.name}.")
+    learner = _call(lambda: load_learner_file(model, trust_model=trust_model))
+    weights, sidecar = _call(lambda: export_safe(learner, out))
+    typer.echo(f"weights: {weights}")
+    typer.echo(f"sidecar: {sidecar}")
 
 
 @app.command()

@@ -12,16 +12,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from asl_eval.errors import InputError, ReportError
+from asl_eval.errors import AslEvalError, InputError, ReportError
 from asl_eval.labels import LabelOptions
 from asl_eval.predictions import Predictions
 
 if TYPE_CHECKING:
     from fastai.learner import Learner
 
-    from asl_eval.report import ReportFiles
+    from asl_eval.report import EvaluationSet, ReportFiles
+    from asl_eval.report.context import Section
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CamOptions:
+    """The Grad-CAM section: which set, classes, method and layer (``--cam-*`` options)."""
+
+    method: str = "gradcam"
+    layer: str | None = None
+    classes: tuple[str, ...] | None = None
+    set_name: str | None = None
+    k: int = 3
+    n_per_class: int = 4
 
 
 @dataclass(frozen=True)
@@ -43,6 +56,7 @@ class ReportRequest:
     command: str = "asl-eval report"
     title: str = "asl-eval report"
     batch_size: int = 64
+    cam: CamOptions | None = field(default_factory=CamOptions)
 
 
 def name_sets(
@@ -110,6 +124,41 @@ def _in_domain_predictions(learner: Learner, request: ReportRequest) -> Predicti
     return predictions
 
 
+def _cam_section(
+    learner: Learner, sets: Sequence[EvaluationSet], options: CamOptions
+) -> Section | None:
+    """Grad-CAM for the failing classes of one test set (by default the largest)."""
+    from asl_eval.cam import build_cam_section
+
+    tests = [e for e in sets if e.role == "test"]
+    if not tests:
+        return None
+    if options.set_name is not None:
+        chosen = next((e for e in tests if e.name == options.set_name), None)
+        if chosen is None:
+            raise ReportError(
+                f"--cam-set {options.set_name!r} is not one of the test sets: "
+                f"{', '.join(e.name for e in tests)}."
+            )
+    else:
+        chosen = max(tests, key=lambda e: e.predictions.n_images)
+    in_domain = next((e.name for e in sets if e.role == "in-domain"), None)
+    try:
+        return build_cam_section(
+            learner,
+            {e.name: e.predictions for e in sets},
+            ood_set=chosen.name,
+            in_domain_set=in_domain,
+            classes=options.classes,
+            k=options.k,
+            n_per_class=options.n_per_class,
+            method=options.method,  # type: ignore[arg-type]
+            layer=options.layer,
+        )
+    except AslEvalError as error:
+        raise ReportError(f"Grad-CAM section: {error} (pass --no-cam to skip it)") from error
+
+
 def run_report(request: ReportRequest) -> ReportFiles:
     """Load the model, predict every set, build and write the report."""
     from asl_eval.inference import predict_folder
@@ -149,5 +198,12 @@ def run_report(request: ReportRequest) -> ReportFiles:
         input_size=_input_size(learner),
         versions=runtime_versions(),
     )
-    context = build_context(sets, model=model, command=request.command, title=request.title)
+    sections: dict[str, Section] = {}
+    if request.cam is not None:
+        cam_section = _cam_section(learner, sets, request.cam)
+        if cam_section is not None:
+            sections["cam"] = cam_section
+    context = build_context(
+        sets, model=model, command=request.command, title=request.title, sections=sections
+    )
     return write_report(context, request.out, name=request.name or Path(request.model).stem)

@@ -42,6 +42,7 @@ class TrainConfig:
     augment: bool = True
     num_workers: int = 0
     show_progress: bool = True
+    safe_copy: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class TrainResult:
     valid_accuracy: float
     lr: float
     config: TrainConfig
+    safe_weights_path: Path | None = None
 
 
 def valid_predictions_path(model_path: str | Path) -> Path:
@@ -249,6 +251,11 @@ def train_model(
     learner.export(out)
     predictions_path = predictions.save(valid_predictions_path(out))
     _write_training_record(out, data_dir, config, lr, predictions)
+    safe_weights = None
+    if config.safe_copy:
+        from asl_eval.safe_format import export_safe
+
+        safe_weights, _ = export_safe(learner, out.with_suffix(".safetensors"))
     accuracy = float((predictions.y_pred == predictions.y_true).mean())
     logger.info("trained %s: validation accuracy %.4f (%s)", out, accuracy, asdict(config))
-    return TrainResult(out, predictions_path, accuracy, lr, config)
+    return TrainResult(out, predictions_path, accuracy, lr, config, safe_weights)

@@ -22,7 +22,9 @@ def test_version() -> None:
     assert result.stdout.strip() == f"asl-eval {__version__}"
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["report"], ["labels"], ["demo"]])
+@pytest.mark.parametrize(
+    "command", [[], ["train"], ["report"], ["labels"], ["export-safe"], ["demo"]]
+)
 @pytest.mark.parametrize("flag", ["-h", "--help"])
 def test_help_on_every_command(command: list[str], flag: str) -> None:
     result = runner.invoke(app, [*command, flag])
@@ -156,3 +158,35 @@ def test_bad_label_map_exits_1(tiny_model, tmp_path: Path) -> None:  # type: ign
     )
     assert result.exit_code == 1
     assert "missing-equals" in result.stderr
+
+
+def test_export_safe_then_report_gives_identical_numbers(tiny_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    weights = tmp_path / "model.safetensors"
+    exported = runner.invoke(app, ["export-safe", str(tiny_model.path), str(weights)])
+    assert exported.exit_code == 0, exported.output
+    assert weights.is_file() and (tmp_path / "model.json").is_file()
+    folder = str(tiny_model.data.ood_test)
+    for model, out in ((tiny_model.path, tmp_path / "a"), (weights, tmp_path / "b")):
+        result = runner.invoke(
+            app, ["report", str(model), folder, "--out", str(out), "--name", "r", "--no-cam"]
+        )
+        assert result.exit_code == 0, result.output
+    pickled = pd.read_csv(tmp_path / "a" / "r.predictions.csv")
+    safe = pd.read_csv(tmp_path / "b" / "r.predictions.csv")
+    test_rows = pickled["set"] == "test"
+    assert test_rows.sum() == 87
+    pd.testing.assert_frame_equal(pickled[test_rows], safe[safe["set"] == "test"])
+
+
+def test_export_safe_needs_the_suffix(tiny_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = runner.invoke(app, ["export-safe", str(tiny_model.path), str(tmp_path / "m.bin")])
+    assert result.exit_code == 1
+    assert ".safetensors" in result.stderr
+    assert not (tmp_path / "m.bin").exists()
+
+
+def test_cli_cam_methods_are_the_libraries() -> None:
+    from asl_eval.cam import CAM_METHODS as LIBRARY_METHODS
+    from asl_eval.cli import CAM_METHODS
+
+    assert tuple(CAM_METHODS) == tuple(LIBRARY_METHODS)

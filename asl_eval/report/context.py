@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import pandas as pd
 
@@ -23,6 +23,13 @@ from asl_eval.errors import ReportError
 from asl_eval.predictions import Predictions
 
 Role = Literal["in-domain", "test"]
+
+
+class Section(Protocol):
+    """An optional analysis shown in the report (the Grad-CAM gallery, ...): the template
+    renders it, and ``summary()`` gives its numbers for the JSON."""
+
+    def summary(self) -> Mapping[str, object]: ...
 
 
 @dataclass(frozen=True)
@@ -129,7 +136,7 @@ class ReportContext:
     comparisons: tuple[Comparison, ...]
     headline: str
     predictions: tuple[Predictions, ...]
-    sections: Mapping[str, object] = field(default_factory=dict)
+    sections: Mapping[str, Section] = field(default_factory=dict)
 
 
 def _finite(value: float) -> float:
@@ -221,7 +228,7 @@ def build_context(
     model: ModelInfo,
     command: str,
     title: str = "asl-eval report",
-    sections: Mapping[str, object] | None = None,
+    sections: Mapping[str, Section] | None = None,
     now: datetime | None = None,
 ) -> ReportContext:
     """Evaluate every set and compare each test set with the (first) in-domain set."""

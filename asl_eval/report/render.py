@@ -17,7 +17,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from asl_eval.report.context import Comparison, ReportContext, SetResult
-from asl_eval.report.figures import draw, thumbnail_data_uri
+from asl_eval.report.figures import data_uri, draw, thumbnail_data_uri
 
 _DATA_URI = re.compile(r"^data:image/(png|jpeg);base64,[A-Za-z0-9+/=]*$")
 
@@ -79,6 +79,13 @@ def data_uri_attr(uri: str | None) -> str:
     return uri if uri is not None and _DATA_URI.match(uri) else ""
 
 
+def png_uri(payload: bytes) -> str:
+    """PNG bytes made by this package (Grad-CAM images) as a data URI."""
+    if not isinstance(payload, bytes | bytearray) or not payload.startswith(b"\x89PNG"):
+        return ""
+    return data_uri(bytes(payload), "image/png")
+
+
 def make_environment() -> Environment:
     """The one Jinja2 environment: autoescape always on, undefined names are errors."""
     environment = Environment(
@@ -95,6 +102,7 @@ def make_environment() -> Environment:
         pvalue=fmt_pvalue,
         sortkey=sort_key,
         data_uri=data_uri_attr,
+        png_uri=png_uri,
     )
     return environment
 
