@@ -34,11 +34,10 @@ _GLYPHS = {"del": "\u2190", "space": "\u2423", "nothing": ""}
 _TRAIN_FONT = "DejaVuSans-Bold.ttf"
 _OOD_FONTS = (
     "DejaVuSans.ttf",
-    "DejaVuSerif.ttf",
-    "DejaVuSansMono.ttf",
-    "DejaVuSerif-BoldItalic.ttf",
-    "STIXGeneral.ttf",
-    "DejaVuSans-Oblique.ttf",
+    "DejaVuSans-BoldOblique.ttf",
+    "DejaVuSansMono-Bold.ttf",
+    "DejaVuSerif-Bold.ttf",
+    "STIXGeneralBol.ttf",
 )
 
 
@@ -96,11 +95,10 @@ def _add_noise(image: Image.Image, rng: np.random.Generator, sigma: float) -> Im
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
-def _textured_background(size: int, rng: np.random.Generator) -> Image.Image:
-    base = rng.integers(40, 200, size=3)
+def _textured_background(size: int, rng: np.random.Generator, base: np.ndarray) -> Image.Image:
     yy, xx = np.mgrid[0:size, 0:size] / size
     phase = rng.uniform(0, 2 * math.pi)
-    wave = 40 * np.sin(2 * math.pi * (2 * xx + yy) + phase)
+    wave = 25 * np.sin(2 * math.pi * (2 * xx + yy) + phase)
     pixels = np.clip(base[None, None, :] + wave[..., None], 0, 255).astype(np.uint8)
     return Image.fromarray(pixels).filter(ImageFilter.GaussianBlur(1))
 
@@ -131,24 +129,26 @@ def _training_style(label: str, frame: int, size: int, rng: np.random.Generator)
 
 def _ood_style(label: str, size: int, rng: np.random.Generator) -> Image.Image:
     font_name = _OOD_FONTS[int(rng.integers(len(_OOD_FONTS)))]
-    background = _textured_background(size * 2, rng)
-    red, green, blue = (int(v) for v in rng.integers(0, 256, size=3))
+    base = rng.integers(40, 215, size=3)
+    background = _textured_background(size * 2, rng, base)
+    # ink contrasting with the background, so every glyph stays legible
+    red, green, blue = (int(v) for v in np.clip(255 - base + rng.integers(-30, 30, 3), 0, 255))
     glyph = _render(
         label,
         size=size * 2,
         font_name=font_name,
         background=(0, 0, 0),
         foreground=(255, 255, 255),
-        dx=float(rng.uniform(-0.08, 0.08)),
-        dy=float(rng.uniform(-0.08, 0.08)),
-        scale=float(rng.uniform(0.8, 1.05)),
-        angle=float(rng.uniform(-20, 20)),
+        dx=float(rng.uniform(-0.06, 0.06)),
+        dy=float(rng.uniform(-0.06, 0.06)),
+        scale=float(rng.uniform(0.85, 1.05)),
+        angle=float(rng.uniform(-15, 15)),
     )
     mask = glyph.convert("L")
     ink = Image.new("RGB", background.size, (red, green, blue))
     background.paste(ink, (0, 0), mask)
     image = background.resize((size, size), Image.Resampling.LANCZOS)
-    return _add_noise(image, rng, float(rng.uniform(4, 16)))
+    return _add_noise(image, rng, float(rng.uniform(3, 12)))
 
 
 def make_demo_dataset(

@@ -210,7 +210,7 @@ def uncertainty_note(context: ReportContext) -> str:
         for result in context.sets
         if result.role == "test" and len(result.per_class)
     ] or [int(result.per_class["support"].median()) for result in context.sets]
-    n = min(supports) if supports else 0
+    n = max(supports) if supports else 0
     if n <= 0:
         return ""
     half = n // 2
