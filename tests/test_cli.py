@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from asl_eval import __version__
 from asl_eval.cli import app
+from asl_eval.predictions import Predictions
 
 runner = CliRunner()
 
@@ -190,3 +191,26 @@ def test_cli_cam_methods_are_the_libraries() -> None:
     from asl_eval.cli import CAM_METHODS
 
     assert tuple(CAM_METHODS) == tuple(LIBRARY_METHODS)
+
+
+def test_in_domain_split_is_recreated_without_saved_predictions(tiny_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    lone = tmp_path / "lone.pkl"  # no lone.valid.parquet and no lone.train.json beside it
+    shutil.copy(tiny_model.path, lone)
+    base = ["report", str(lone), str(tiny_model.data.kaggle_test), "--no-cam"]
+    without = runner.invoke(app, [*base, "--out", str(tmp_path / "a")])
+    assert without.exit_code == 0, without.output
+    assert [s["name"] for s in json.loads((tmp_path / "a" / "lone.json").read_text())["sets"]] == [
+        "asl_alphabet_test"
+    ]
+    with_split = runner.invoke(
+        app, [*base, "--out", str(tmp_path / "b"), "--in-domain", str(tiny_model.data.train)]
+    )
+    assert with_split.exit_code == 0, with_split.output
+    data = json.loads((tmp_path / "b" / "lone.json").read_text())
+    valid = data["sets"][0]
+    assert (valid["name"], valid["role"]) == ("valid", "in-domain")
+    saved = Predictions.load(tiny_model.valid_predictions)
+    assert valid["n_images"] == saved.n_images
+    assert valid["accuracy"] == pytest.approx(float((saved.y_pred == saved.y_true).mean()))
