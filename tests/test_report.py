@@ -186,24 +186,21 @@ def test_writing_is_atomic(tiny_context, tmp_path: Path, monkeypatch: pytest.Mon
     )
 
 
-def test_report_file_is_self_contained_and_within_budget(
-    tiny_learner,  # type: ignore[no-untyped-def]
-    tiny_model,  # type: ignore[no-untyped-def]
-    tmp_path: Path,
-) -> None:
-    """870 out-of-domain images (30 per class, 200 px) plus the in-domain split: at most 5 MB."""
+def test_report_file_is_self_contained_and_within_budget(tiny_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Default settings (Grad-CAM section included), 870 out-of-domain images of 200 px and the
+    in-domain split: the HTML stays within 5 MB and references nothing outside itself."""
     from asl_eval.demo_data import make_demo_dataset
+    from asl_eval.pipeline import ReportRequest, run_report
 
     data = make_demo_dataset(tmp_path / "big", n_train_per_class=0, n_ood_per_class=30, size=200)
-    ood = predict_folder(tiny_learner, data.ood_test, name="test")
-    assert ood.n_images == 870
-    valid = Predictions.load(tiny_model.valid_predictions)
-    context = build_context(
-        [EvaluationSet(valid, role="in-domain"), EvaluationSet(ood)],
-        model=_model_info(tiny_model.path, ood.classes),
-        command="asl-eval report",
+    files = run_report(
+        ReportRequest(
+            model=tiny_model.path, test_sets=[("test", data.ood_test)], out=tmp_path / "out"
+        )
     )
-    files = write_report(context, tmp_path / "out", name="big")
+    report = json.loads(files.json.read_text(encoding="utf-8"))
+    assert [s["n_images"] for s in report["sets"]][1] == 870
+    assert report["sections"]["cam"]["classes"]  # the default report explains failing classes
     html = files.html.read_text(encoding="utf-8")
     assert files.html.stat().st_size <= 5 * 1024 * 1024
     parser = _TagCollector()
