@@ -57,6 +57,10 @@ def real_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[st
             f"massey={data / 'massey'}",
             "--out",
             str(out),
+            "--cam-set",
+            "massey",
+            "--cam-layer",
+            "0.5",  # layer4 of a 32-pixel resnet18 is 1x1; layer2 still has a 4x4 map
         ],
     )
     assert reported.exit_code == 0, reported.output
@@ -95,3 +99,18 @@ def test_real_report_accounts_for_every_file(real_report) -> None:  # type: igno
     assert massey["not_in_classes"] == {str(d): 20 for d in range(10)}
     assert sets["valid"]["n_images"] == 580  # 20% of 2,900 frames
     assert [c["out_of_domain"] for c in data["comparisons"]] == ["kaggle28", "massey"]
+
+
+def test_real_report_explains_the_worst_massey_classes(real_report) -> None:  # type: ignore[no-untyped-def]
+    out, data = real_report
+    cam = data["sections"]["cam"]
+    assert (cam["ood_set"], cam["method"], cam["layer"]) == ("massey", "gradcam", "0.5")
+    massey = next(s for s in data["sets"] if s["name"] == "massey")
+    accuracy = {r["class"]: r["accuracy"] for r in massey["per_class"] if r["support"]}
+    explained = [c["class"] for c in cam["classes"]]
+    assert len(explained) == 3
+    # the explained classes are the three worst on massey
+    assert sorted(accuracy[c] for c in explained) == sorted(accuracy.values())[:3]
+    html = (out / "asl.html").read_text(encoding="utf-8")
+    for name in explained:
+        assert f"heatmap for {name}" in html
