@@ -29,7 +29,7 @@ def run_demo(
 ) -> ReportFiles:
     """Generate data, train, report; returns the report's files (``<out>/demo.html`` ...)."""
     from asl_eval.demo_data import make_demo_dataset
-    from asl_eval.pipeline import ReportRequest, run_report
+    from asl_eval.pipeline import CamOptions, ReportRequest, run_report
     from asl_eval.train import TrainConfig, train_model
 
     with ExitStack() as stack:
@@ -63,5 +63,7 @@ def run_demo(
             name="demo",
             command="asl-eval demo",
             title="asl-eval demo: generated ASL glyphs",
+            # at 64 px resnet18's last block is 2x2; the block before it keeps a 4x4 map
+            cam=CamOptions(layer="0.6"),
         )
         return run_report(request)

@@ -33,6 +33,7 @@ ASL_CLASSES: tuple[str, ...] = (
 _GLYPHS = {"del": "\u2190", "space": "\u2423", "nothing": ""}
 _TRAIN_FONT = "DejaVuSans-Bold.ttf"
 _OOD_FONTS = (
+    _TRAIN_FONT,
     "DejaVuSans.ttf",
     "DejaVuSans-BoldOblique.ttf",
     "DejaVuSansMono-Bold.ttf",
@@ -110,29 +111,35 @@ def _write_jpeg(image: Image.Image, path: Path) -> None:
 
 def _training_style(label: str, frame: int, size: int, rng: np.random.Generator) -> Image.Image:
     # A slow random walk: consecutive frames are nearly identical, like video frames.
+    # Lighting drifts slowly too, as it does over a recording session.
     t = frame / 6.0
-    dx = 0.05 * math.sin(t + rng.uniform(-0.05, 0.05))
-    dy = 0.05 * math.cos(0.7 * t)
+    dx = 0.07 * math.sin(t + rng.uniform(-0.05, 0.05))
+    dy = 0.07 * math.cos(0.7 * t)
+    light = 0.8 + 0.2 * math.sin(0.15 * t)
+    tint = 25 * math.sin(0.11 * t)
     image = _render(
         label,
         size=size,
         font_name=_TRAIN_FONT,
-        background=(205, 200, 190),
-        foreground=(120, 70, 50),
+        background=(int(205 * light + tint), int(200 * light), int(190 * light - tint)),
+        foreground=(int(120 * light - tint), int(70 * light), int(50 * light + tint)),
         dx=dx,
         dy=dy,
-        scale=1.0 + 0.04 * math.sin(0.5 * t),
-        angle=4 * math.sin(0.3 * t),
+        scale=1.0 + 0.06 * math.sin(0.5 * t),
+        angle=8 * math.sin(0.3 * t),
     )
     return _add_noise(image, rng, 3.0)
 
 
 def _ood_style(label: str, size: int, rng: np.random.Generator) -> Image.Image:
+    # Another "signer": other fonts, rotation, textured backgrounds and noise, in a palette
+    # near the training one (a model trained on one palette fails on any other at once).
     font_name = _OOD_FONTS[int(rng.integers(len(_OOD_FONTS)))]
-    base = rng.integers(40, 215, size=3)
+    light = float(rng.uniform(0.6, 1.1))
+    base = np.clip(np.array([205, 200, 190]) * light + rng.integers(-25, 25, 3), 0, 255)
     background = _textured_background(size * 2, rng, base)
-    # ink contrasting with the background, so every glyph stays legible
-    red, green, blue = (int(v) for v in np.clip(255 - base + rng.integers(-30, 30, 3), 0, 255))
+    ink = np.array([120, 70, 50]) * float(rng.uniform(0.5, 1.2)) + rng.integers(-30, 30, 3)
+    red, green, blue = (int(v) for v in np.clip(ink, 0, 255))
     glyph = _render(
         label,
         size=size * 2,
@@ -144,9 +151,9 @@ def _ood_style(label: str, size: int, rng: np.random.Generator) -> Image.Image:
         scale=float(rng.uniform(0.85, 1.05)),
         angle=float(rng.uniform(-15, 15)),
     )
-    mask = glyph.convert("L")
-    ink = Image.new("RGB", background.size, (red, green, blue))
-    background.paste(ink, (0, 0), mask)
+    background.paste(
+        Image.new("RGB", background.size, (red, green, blue)), (0, 0), glyph.convert("L")
+    )
     image = background.resize((size, size), Image.Resampling.LANCZOS)
     return _add_noise(image, rng, float(rng.uniform(3, 12)))
 
