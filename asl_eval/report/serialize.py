@@ -100,10 +100,7 @@ def _comparison_json(comparison: Comparison) -> dict[str, JsonValue]:
 
 def report_json(context: ReportContext) -> dict[str, JsonValue]:
     """The whole report as a JSON-ready dict."""
-    extra = {
-        name: getattr(section, "to_json", lambda: None)()
-        for name, section in context.sections.items()
-    }
+    extra = {name: section.summary() for name, section in context.sections.items()}
     return {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
