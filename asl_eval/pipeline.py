@@ -64,8 +64,9 @@ def name_sets(
 ) -> list[tuple[str, Path]]:
     """Name each folder after itself (``test``, ``test-2`` on a clash), after explicit names.
 
-    >>> name_sets([Path("a/test"), Path("b/test")], [("kaggle28", Path("c"))])
-    [('kaggle28', PosixPath('c')), ('test', PosixPath('a/test')), ('test-2', PosixPath('b/test'))]
+    >>> [(name, str(folder)) for name, folder in name_sets(
+    ...     [Path("a/test"), Path("b/test")], [("kaggle28", Path("c"))])]
+    [('kaggle28', 'c'), ('test', 'a/test'), ('test-2', 'b/test')]
     """
     result = list(named)
     taken = {name for name, _ in result}
