@@ -48,12 +48,13 @@ def fmt_interval(interval: Sequence[float] | None) -> str:
 def fmt_number(value: float | None, digits: int = 3) -> str:
     """A float with ``digits`` decimals; NaN and None -> ``'–'``.
 
-    >>> fmt_number(0.12345), fmt_number(None)
-    ('0.123', '–')
+    >>> fmt_number(0.12345), fmt_number(None), fmt_number(-0.0001), fmt_number(-0.5)
+    ('0.123', '–', '0.000', '-0.500')
     """
     if value is None or not math.isfinite(value):
         return "–"
-    return f"{value:.{digits}f}"
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and not text.strip("-0.") else text
 
 
 def fmt_pvalue(value: float | None) -> str:
