@@ -81,15 +81,6 @@ def name_sets(
     return result
 
 
-def _input_size(learner: Learner) -> str:
-    after_item = getattr(learner.dls, "after_item", None)
-    for transform in getattr(after_item, "fs", []):
-        size = getattr(transform, "size", None)
-        if size is not None:
-            return "×".join(str(int(s)) for s in size)
-    return "unknown"
-
-
 def _training_config(model_path: Path) -> dict[str, object]:
     """The training configuration recorded next to the model ({} when there is none)."""
     from asl_eval.train import read_training_record
@@ -99,7 +90,7 @@ def _training_config(model_path: Path) -> dict[str, object]:
 
 
 def _in_domain_predictions(learner: Learner, request: ReportRequest) -> Predictions | None:
-    from asl_eval.inference import predict_validation_split
+    from asl_eval.inference import model_classes, predict_validation_split
     from asl_eval.train import valid_predictions_path
 
     if request.in_domain is not None:
@@ -116,8 +107,7 @@ def _in_domain_predictions(learner: Learner, request: ReportRequest) -> Predicti
         logger.warning("no saved validation predictions at %s; report has no in-domain set", saved)
         return None
     predictions = Predictions.load(saved)
-    classes = tuple(str(c) for c in learner.dls.vocab)
-    if predictions.classes != classes:
+    if predictions.classes != model_classes(learner):
         raise ReportError(
             f"{saved} was saved for other classes than the model's; delete it or pass "
             "--in-domain TRAINING_DIR to re-create the validation split."
@@ -162,8 +152,8 @@ def _cam_section(
 
 def run_report(request: ReportRequest) -> ReportFiles:
     """Load the model, predict every set, build and write the report."""
-    from asl_eval.inference import predict_folder
-    from asl_eval.loading import load_learner_file
+    from asl_eval.inference import model_classes, predict_folder
+    from asl_eval.loading import input_size, load_learner_file
     from asl_eval.report import (
         EvaluationSet,
         ModelInfo,
@@ -192,11 +182,12 @@ def run_report(request: ReportRequest) -> ReportFiles:
         )
         sets.append(EvaluationSet(predictions, role="test"))
     arch = str(_training_config(request.model).get("arch") or type(learner.model).__name__)
+    size = input_size(learner)
     model = ModelInfo.describe(
         request.model,
         arch=arch,
-        classes=tuple(str(c) for c in learner.dls.vocab),
-        input_size=_input_size(learner),
+        classes=model_classes(learner),
+        input_size=f"{size[0]}×{size[1]}" if size else "unknown",
         versions=runtime_versions(),
     )
     sections: dict[str, Section] = {}
