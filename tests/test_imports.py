@@ -1,0 +1,38 @@
+"""The light modules stay light: a notebook user imports the metrics without torch or fastai."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("torch", "fastai", "torchvision", "pytorch_grad_cam", "jinja2", "matplotlib")
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["asl_eval", "asl_eval.metrics", "asl_eval.labels", "asl_eval.predictions", "asl_eval.inputs"],
+)
+def test_light_modules_import_no_heavy_dependency(module: str) -> None:
+    code = (
+        f"import sys, {module}\nprint(','.join(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip() == "", f"{module} imported {result.stdout.strip()}"
+
+
+def test_cli_help_does_not_import_fastai() -> None:
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from asl_eval.cli import app\n"
+        "assert CliRunner().invoke(app, ['report', '--help']).exit_code == 0\n"
+        "print('fastai' in sys.modules, 'torch' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip() == "False False"
