@@ -112,6 +112,13 @@ def train(
             "--safe-copy", help="Also write MODEL.safetensors + MODEL.json (no pickle needed)."
         ),
     ] = False,
+    check_images: Annotated[
+        bool,
+        typer.Option(
+            "--check-images/--no-check-images",
+            help="Decode every image first and leave out unreadable ones (recorded).",
+        ),
+    ] = True,
 ) -> None:
     """Train with the fastai ASL tutorial's recipe and export the learner."""
     from asl_eval.train import TrainConfig, train_model
@@ -128,11 +135,14 @@ def train(
         augment=augment,
         num_workers=num_workers,
         safe_copy=safe_copy,
+        check_images=check_images,
     )
     result = _call(lambda: train_model(data_dir, out, config))
     typer.echo(f"validation accuracy {result.valid_accuracy:.4f} (learning rate {result.lr:.2e})")
     typer.echo(f"model: {result.model_path}")
     typer.echo(f"validation predictions: {result.valid_predictions_path}")
+    if result.n_not_used:
+        typer.echo(f"{result.n_not_used} files not used for training: see {result.record_path}")
     if result.safe_weights_path is not None:
         typer.echo(f"safe copy: {result.safe_weights_path}")
 

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from asl_eval.errors import InputError, TrainingError
-from asl_eval.predictions import Predictions
+from asl_eval.errors import InputError, TrainingError, first_few
+from asl_eval.inputs import UnreadableImage, discover_images, load_rgb
+from asl_eval.predictions import LedgerEntry, Predictions
 
 if TYPE_CHECKING:
     from fastai.data.core import DataLoaders
@@ -43,6 +45,7 @@ class TrainConfig:
     num_workers: int = 0
     show_progress: bool = True
     safe_copy: bool = False
+    check_images: bool = True
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,12 @@ class TrainResult:
     lr: float
     config: TrainConfig
     safe_weights_path: Path | None = None
+    n_not_used: int = 0
+
+    @property
+    def record_path(self) -> Path:
+        """The training record next to the model (configuration, files not used)."""
+        return training_record_path(self.model_path)
 
 
 def valid_predictions_path(model_path: str | Path) -> Path:
@@ -69,19 +78,77 @@ def training_record_path(model_path: str | Path) -> Path:
     return model_path.with_name(model_path.stem + ".train.json")
 
 
-def validation_files(data_dir: str | Path, *, valid_pct: float, seed: int) -> list[Path]:
-    """The files that the recipe's ``RandomSplitter(valid_pct, seed)`` puts in validation.
+@dataclass(frozen=True)
+class TrainingItems:
+    """The training folder's images that can be used, and the ledger of those that cannot."""
 
-    Uses the same ``get_image_files`` listing as training, so on the same folder it gives the
-    same split (``report --in-domain DIR`` relies on it).
+    items: tuple[Path, ...]
+    entries: tuple[LedgerEntry, ...]
+
+
+def training_items(data_dir: str | Path, *, check_images: bool = True) -> TrainingItems:
+    """Every image under ``data_dir`` (one subfolder per class), in a fixed order.
+
+    Discovery is :func:`asl_eval.inputs.discover_images` (recursive, hidden files skipped).
+    A file directly inside ``data_dir`` has no class folder and is recorded as unlabeled; with
+    ``check_images`` each file is decoded once and an unreadable one is excluded with its
+    reason, instead of stopping training halfway through an epoch.
     """
-    from fastai.vision.all import RandomSplitter, get_image_files
-
-    items = get_image_files(data_dir)
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise InputError(f"Training folder {data_dir} does not exist or is not a folder.")
+    discovery = discover_images(data_dir)
+    items: list[Path] = []
+    entries: list[LedgerEntry] = list(discovery.entries)
+    for path in discovery.images:
+        if path.parent == data_dir:
+            entries.append(LedgerEntry(str(path), "unlabeled", reason="not in a class folder"))
+            continue
+        if check_images:
+            try:
+                load_rgb(path)
+            except UnreadableImage as error:
+                entries.append(
+                    LedgerEntry(str(path), "excluded", error.reason, label=path.parent.name)
+                )
+                continue
+        items.append(path)
     if not items:
-        raise InputError(f"{data_dir} holds no images (one subfolder per class).")
-    _, valid_index = RandomSplitter(valid_pct=valid_pct, seed=seed)(items)
-    return [Path(items[i]) for i in valid_index]
+        raise InputError(
+            f"Training folder {data_dir} holds no usable images in class subfolders "
+            f"({len(entries)} files set aside: {first_few([e.path for e in entries])})."
+        )
+    if entries:
+        logger.warning(
+            "%d of %d files in %s are not used for training: %s",
+            len(entries),
+            len(entries) + len(items),
+            data_dir,
+            first_few([f"{Path(e.path).name} ({e.reason})" for e in entries]),
+        )
+    return TrainingItems(tuple(items), tuple(entries))
+
+
+def split_items(
+    items: Sequence[Path], *, valid_pct: float, seed: int
+) -> tuple[list[Path], list[Path]]:
+    """The recipe's ``RandomSplitter(valid_pct, seed)`` applied to ``items``."""
+    from fastai.vision.all import RandomSplitter
+
+    train_index, valid_index = RandomSplitter(valid_pct=valid_pct, seed=seed)(list(items))
+    return [items[i] for i in train_index], [items[i] for i in valid_index]
+
+
+def validation_files(
+    data_dir: str | Path, *, valid_pct: float, seed: int, check_images: bool = True
+) -> list[Path]:
+    """The files that the recipe's split puts in validation.
+
+    Uses the same listing as training (:func:`training_items`), so on the same folder it gives
+    the same split (``report --in-domain DIR`` relies on it).
+    """
+    found = training_items(data_dir, check_images=check_images)
+    return split_items(found.items, valid_pct=valid_pct, seed=seed)[1]
 
 
 def resolve_arch(arch: str) -> object:
@@ -116,8 +183,9 @@ def _weights_hint(arch: str) -> str:
         return str(folder) + "/"
 
 
-def make_dataloaders(data_dir: str | Path, config: TrainConfig) -> DataLoaders:
-    """The tutorial's DataBlock over ``data_dir`` (one folder per class)."""
+def make_dataloaders(items: Sequence[Path], config: TrainConfig) -> DataLoaders:
+    """The tutorial's DataBlock (``parent_label``, seeded random split, ``Resize``,
+    ``aug_transforms``) over the given image files."""
     from fastai.vision.all import (
         CategoryBlock,
         DataBlock,
@@ -125,26 +193,19 @@ def make_dataloaders(data_dir: str | Path, config: TrainConfig) -> DataLoaders:
         RandomSplitter,
         Resize,
         aug_transforms,
-        get_image_files,
         parent_label,
         set_seed,
     )
 
-    data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        raise InputError(f"Training folder {data_dir} does not exist or is not a folder.")
-    if not get_image_files(data_dir):
-        raise InputError(f"Training folder {data_dir} holds no images (one subfolder per class).")
     set_seed(config.seed, reproducible=True)
     block = DataBlock(
         blocks=(ImageBlock, CategoryBlock),
-        get_items=get_image_files,
         get_y=parent_label,
         splitter=RandomSplitter(valid_pct=config.valid_pct, seed=config.seed),
         item_tfms=Resize(config.image_size),
         batch_tfms=aug_transforms() if config.augment else None,
     )
-    return block.dataloaders(data_dir, bs=config.batch_size, num_workers=config.num_workers)
+    return block.dataloaders(list(items), bs=config.batch_size, num_workers=config.num_workers)
 
 
 def make_learner(dls: DataLoaders, config: TrainConfig) -> Learner:
@@ -186,7 +247,12 @@ def validation_predictions(learner: Learner, *, name: str = "valid") -> Predicti
 
 
 def _write_training_record(
-    model_path: Path, data_dir: str | Path, config: TrainConfig, lr: float, valid: Predictions
+    model_path: Path,
+    data_dir: str | Path,
+    config: TrainConfig,
+    lr: float,
+    valid: Predictions,
+    found: TrainingItems,
 ) -> Path:
     import fastai
     import torch
@@ -200,6 +266,10 @@ def _write_training_record(
         "lr_used": lr,
         "classes": list(valid.classes),
         "n_valid": valid.n_images,
+        "n_train_files": len(found.items),
+        "not_used": [
+            {"path": e.path, "status": e.status, "reason": e.reason} for e in found.entries
+        ],
         "versions": {
             "asl_eval": __version__,
             "fastai": fastai.__version__,
@@ -231,7 +301,8 @@ def train_model(
     predictions next to it (see :func:`valid_predictions_path`)."""
     config = config or TrainConfig()
     out = Path(out).resolve()
-    dls = make_dataloaders(data_dir, config)
+    found = training_items(data_dir, check_images=config.check_images)
+    dls = make_dataloaders(found.items, config)
     learner = make_learner(dls, config)
     with ExitStack() as quiet:
         if not config.show_progress:
@@ -250,7 +321,7 @@ def train_model(
     out.parent.mkdir(parents=True, exist_ok=True)
     learner.export(out)
     predictions_path = predictions.save(valid_predictions_path(out))
-    _write_training_record(out, data_dir, config, lr, predictions)
+    _write_training_record(out, data_dir, config, lr, predictions, found)
     safe_weights = None
     if config.safe_copy:
         from asl_eval.safe_format import export_safe
@@ -258,4 +329,6 @@ def train_model(
         safe_weights, _ = export_safe(learner, out.with_suffix(".safetensors"))
     accuracy = float((predictions.y_pred == predictions.y_true).mean())
     logger.info("trained %s: validation accuracy %.4f (%s)", out, accuracy, asdict(config))
-    return TrainResult(out, predictions_path, accuracy, lr, config, safe_weights)
+    return TrainResult(
+        out, predictions_path, accuracy, lr, config, safe_weights, n_not_used=len(found.entries)
+    )

@@ -69,7 +69,7 @@ def test_missing_training_folder_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="does not exist"):
         train_model(tmp_path / "nope", tmp_path / "m.pkl", TrainConfig(pretrained=False))
     (tmp_path / "empty").mkdir()
-    with pytest.raises(InputError, match="holds no images"):
+    with pytest.raises(InputError, match="is empty"):
         train_model(tmp_path / "empty", tmp_path / "m.pkl", TrainConfig(pretrained=False))
 
 
@@ -104,3 +104,29 @@ def test_learning_rate_finder(tiny_data, tmp_path: Path) -> None:  # type: ignor
     result = train_model(tiny_data.train, tmp_path / "m.pkl", config)
     assert 1e-7 < result.lr < 10
     assert read_training_record(result.model_path)["lr_used"] == pytest.approx(result.lr)
+
+
+def test_unusable_training_files_are_set_aside_and_recorded(tiny_data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    data = tmp_path / "train"
+    for label in ("A", "B", "C"):
+        shutil.copytree(tiny_data.train / label, data / label)
+    (data / "A" / "broken.jpg").write_bytes(b"")
+    (data / "B" / "notes.jpg").write_text("not an image")
+    shutil.copy(tiny_data.train / "C" / "C1.jpg", data / "stray.jpg")  # no class folder
+    config = TrainConfig(
+        image_size=32, epochs=1, batch_size=16, pretrained=False, show_progress=False
+    )
+    result = train_model(data, tmp_path / "m.pkl", config)
+    assert result.n_not_used == 3
+    record = read_training_record(result.model_path)
+    assert record is not None and record["n_train_files"] == 3 * 12
+    reasons = {Path(e["path"]).name: (e["status"], e["reason"]) for e in record["not_used"]}
+    assert reasons["stray.jpg"] == ("unlabeled", "not in a class folder")
+    assert reasons["broken.jpg"][0] == reasons["notes.jpg"][0] == "excluded"
+    assert "zero" in reasons["broken.jpg"][1]
+    valid = Predictions.load(result.valid_predictions_path)
+    assert valid.classes == ("A", "B", "C")
+    assert valid.n_images == int(0.2 * 36)
+    assert not {p.rsplit("/", 1)[-1] for p in valid.paths} & set(reasons)
