@@ -174,7 +174,9 @@ Strict = Annotated[
 ]
 TrustModel = Annotated[
     bool,
-    typer.Option(help="Skip the pickle safety scan for a model file you trust (docs/trust.md)."),
+    typer.Option(
+        help="Load a .pkl even if the safety scan refuses it: it may run code (docs/trust.md)."
+    ),
 ]
 
 

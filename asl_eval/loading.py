@@ -210,7 +210,8 @@ def _load_pickle(path: Path, *, trusted: bool) -> object:
     """Unpickle a model file (torch format or a plain pickle), mapping failures to errors."""
     import warnings
 
-    head = path.open("rb").read(4)
+    with path.open("rb") as handle:
+        head = handle.read(4)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*weights_only.*")
@@ -345,6 +346,8 @@ def load_learner_file(path: str | Path, *, trust_model: bool = False) -> Learner
     if is_safe_format(path):
         learner = load_safe(path)
     else:
+        # The scan also checks the file's format, so it runs even for a trusted file; trust
+        # only turns its refusals into a warning.
         refused = refused_imports(path)
         if refused and not trust_model:
             raise _unsafe_error(path, refused)

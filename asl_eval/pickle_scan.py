@@ -20,7 +20,7 @@ The policy, in order:
    reads, writes, runs or imports something (:data:`DENIED_WORDS`: ``load``, ``save``, ``open``,
    ``system``, ``run``, ``export``, ...).
 3. Everything else defined in an allowed package (:data:`ALLOWED_PACKAGES`: fastai, fastcore,
-   fasttransform, plum, torch, torchvision, timm, numpy, pandas, PIL).
+   fasttransform, plum, torch, torchvision, timm, numpy, PIL).
 
 While loading, the object a name resolves to is checked too: modules are refused, and a class
 or function must pass the policy under the module and name it was *defined* in, so
@@ -51,10 +51,12 @@ ALLOWED_PACKAGES: tuple[str, ...] = (
     "torchvision",
     "timm",
     "numpy",
-    "pandas",
     "PIL",
 )
-"""Top-level packages whose classes and functions a learner may name (subject to the denials)."""
+"""Top-level packages whose classes and functions a learner may name (subject to the denials).
+
+pandas is not among them: an exported learner does not need it, and its objects evaluate
+strings (``DataFrame.eval``, ``DataFrame.query``)."""
 
 CLOUDPICKLE_MODULES: tuple[str, ...] = ("cloudpickle.cloudpickle", "cloudpickle.cloudpickle_fast")
 
@@ -173,12 +175,8 @@ DENIED_MODULES: tuple[str, ...] = (
     "numpy.lib.format",
     "numpy.lib._datasource",
     "numpy._pytesttester",
-    "pandas.io",
-    "pandas.testing",
-    "pandas._testing",
-    "pandas.plotting",
-    "pandas.core.computation",
     "PIL.ImageShow",
+    "PIL.ImageMath",
     "PIL.ImageGrab",
     "fastcore.xtras",
     "fastcore.net",
@@ -272,6 +270,27 @@ DENIED_SUBSTRINGS: tuple[str, ...] = (
 )
 """Substrings of a name part, lower-cased with underscores removed, that refuse it."""
 
+DENIED_PARTS: frozenset[str] = frozenset(
+    {
+        "eval",
+        "eval_type",
+        "unsafe_eval",
+        "lambda_eval",
+        "query",
+        "getattr",
+        "attrgetter",
+        "methodcaller",
+        "vars",
+        "locals",
+        "environ",
+        "putenv",
+        "get_ipython",
+    }
+)
+"""Whole name parts (lower-cased) that evaluate strings or look attributes up by name. They are
+matched whole, not as words, so ``TrainEvalCallback`` stays allowed while ``eval`` and
+``fastcore.basics.eval_type`` (which calls the built-in ``eval``) are refused."""
+
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 
 
@@ -286,9 +305,13 @@ def _name_part_reason(part: str) -> str | None:
     True
     >>> _name_part_reason("__globals__")
     "'__globals__' is a dunder attribute"
+    >>> _name_part_reason("eval_type")
+    "'eval_type' evaluates code or looks names up by string"
     """
     if part.startswith("__") and part.endswith("__"):
         return f"{part!r} is a dunder attribute"
+    if part.lower() in DENIED_PARTS:
+        return f"{part!r} evaluates code or looks names up by string"
     words = {word.lower() for word in _WORD.findall(part)}
     hit = sorted(words & DENIED_WORDS)
     if hit:

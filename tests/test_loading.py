@@ -378,3 +378,49 @@ def test_cli_report_refuses_malicious_model(kind: str, tiny_data, tmp_path: Path
     assert result.stdout == ""
     assert not marker.exists()
     assert not out.exists()
+
+
+def _text(value: str) -> bytes:
+    data = value.encode()
+    return b"X" + len(data).to_bytes(4, "little") + data
+
+
+def test_fastcore_eval_type_cannot_run_code(tmp_path: Path) -> None:
+    """Found in review: ``fastcore.basics.eval_type(t, glb, loc)`` calls the built-in eval."""
+    marker = tmp_path / "ran"
+    expression = f"__import__('pathlib').Path({str(marker)!r}).touch()"
+    path = tmp_path / "model.pkl"
+    path.write_bytes(_raw_pickle(b"cfastcore.basics\neval_type\n(", _text(expression), b"}}tR"))
+    refused = refused_imports(path)
+    assert [item.dotted for item, _ in refused] == ["fastcore.basics.eval_type"]
+    with pytest.raises(UnsafeModelError, match="eval_type"):
+        load_learner_file(path)
+    from asl_eval.pickle_scan import restricted_loads
+
+    with pytest.raises(UnsafeModelError):
+        restricted_loads(path.read_bytes())
+    assert not marker.exists()
+
+
+def test_dataframe_eval_through_getattr_is_refused(tmp_path: Path) -> None:
+    """Found in review: ``getattr(DataFrame, "eval")`` evaluates a string; pandas is not
+    allowed at all, and neither is a name part ``eval`` anywhere."""
+    path = tmp_path / "model.pkl"
+    path.write_bytes(
+        _raw_pickle(
+            b"c__builtin__\ngetattr\n",
+            b"cpandas.core.frame\nDataFrame\n",
+            _text("eval"),
+            b"\x86R",
+            b"cpandas.core.frame\nDataFrame\n)R",
+            _text("@inspect.os.getcwd()"),
+            b"\x86R",
+        )
+    )
+    assert refused_imports(path)
+    with pytest.raises(UnsafeModelError, match="pandas"):
+        load_learner_file(path)
+    from asl_eval.pickle_scan import import_policy
+
+    assert import_policy("torch.nn.modules.module", "Module.eval") is not None
+    assert import_policy("fastai.callback.core", "TrainEvalCallback") is None
