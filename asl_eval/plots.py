@@ -300,7 +300,7 @@ def plot_domain_gap(
         bbox_to_anchor=(1.0, 1.0),
         ncol=2,
         frameon=False,
-        title="* significant drop (Holm)",
+        title="* significant change (Fisher, Holm)",
     )
     if title:
         ax.set_title(title, loc="left")

@@ -211,3 +211,33 @@ def test_report_file_is_self_contained_and_within_budget(tiny_model, tmp_path: P
                 assert value.startswith("data:"), (tag, key, value[:60])
         assert tag != "link"
     assert "@import" not in html and "url(" not in html
+
+
+def _two_class_set(correct_a: int, correct_b: int, name: str) -> Predictions:
+    """30 images of A and 30 of B, with the given numbers predicted right."""
+    truth = ["A"] * 30 + ["B"] * 30
+    right_a = [[0.9, 0.1]] * correct_a + [[0.2, 0.8]] * (30 - correct_a)
+    right_b = [[0.1, 0.9]] * correct_b + [[0.7, 0.3]] * (30 - correct_b)
+    return Predictions.from_labels(truth, np.array(right_a + right_b), ["A", "B"], name=name)
+
+
+def test_a_significant_gain_is_not_counted_as_a_drop(tmp_path: Path) -> None:
+    from scipy.stats import fisher_exact
+
+    valid = _two_class_set(30, 3, "valid")
+    test = _two_class_set(5, 30, "test")
+    model_file = tmp_path / "m.pkl"
+    model_file.write_bytes(b"m")
+    context = build_context(
+        [EvaluationSet(valid, role="in-domain"), EvaluationSet(test)],
+        model=_model_info(model_file, ("A", "B")),
+        command="x",
+    )
+    # both changes are significant on their own (and after Holm over two classes)
+    assert fisher_exact([[30, 0], [5, 25]])[1] < 0.025
+    assert fisher_exact([[3, 27], [30, 0]])[1] < 0.025
+    assert context.comparisons[0].n_significant == 1
+    assert context.headline.endswith("1 of 2 classes drop significantly on test.")
+    html = write_report(context, tmp_path / "out", name="r").html.read_text(encoding="utf-8")
+    assert "83.3% *" in html  # A: 100% -> 16.7%
+    assert "-90.0% +" in html  # B: 10% -> 100%, a significant gain

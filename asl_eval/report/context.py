@@ -114,7 +114,11 @@ class SetResult:
 
 @dataclass(frozen=True)
 class Comparison:
-    """In-domain versus one out-of-domain set, per class."""
+    """In-domain versus one out-of-domain set, per class.
+
+    ``n_significant`` counts the classes whose accuracy drops significantly (a significant
+    gain is not a drop); ``n_compared`` those with images in both sets.
+    """
 
     in_domain: str
     out_of_domain: str
@@ -261,7 +265,7 @@ def build_context(
                     in_domain=in_domain.name,
                     out_of_domain=evaluation.name,
                     table=table,
-                    n_significant=int(table.loc[compared, "significant"].sum()),
+                    n_significant=int((table["significant"] & (table["drop"] > 0)).sum()),
                     n_compared=int(compared.sum()),
                 )
             )
