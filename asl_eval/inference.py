@@ -88,7 +88,8 @@ def predict_files(
         chunks.append(predict_images(learner, images, batch_size=batch_size))
         logger.info("%s: predicted %d of %d files", name, len(paths), len(items))
     order = [str(p) for p in found] if found is not None else [str(p) for p, _ in items]
-    order += [p for p in outcome if p not in set(order)]
+    listed = set(order)
+    order += [p for p in outcome if p not in listed]
     missing = [p for p in order if p not in outcome]
     if missing:
         raise InputError(f"{len(missing)} found files have no outcome: {first_few(missing)}")
@@ -152,14 +153,19 @@ def predict_validation_split(
     *,
     valid_pct: float,
     seed: int,
+    check_images: bool = True,
     name: str = "valid",
     batch_size: int = 64,
 ) -> Predictions:
-    """Re-create the training recipe's validation split of ``data_dir`` and predict it."""
+    """Re-create the training recipe's validation split of ``data_dir`` and predict it.
+
+    ``valid_pct``, ``seed`` and ``check_images`` must be the ones training used (they are in
+    the training record), or the split differs and training images leak into it.
+    """
     from asl_eval.train import validation_files
 
     data_dir = Path(data_dir)
-    files = validation_files(data_dir, valid_pct=valid_pct, seed=seed)
+    files = validation_files(data_dir, valid_pct=valid_pct, seed=seed, check_images=check_images)
     labeled = label_files(
         files,
         root=data_dir,

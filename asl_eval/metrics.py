@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from asl_eval.errors import LabelError, ReportError, first_few
-from asl_eval.predictions import Predictions
+from asl_eval.predictions import PROBABILITY_FLOOR, Predictions
 
 __all__ = [
     "AccuracyResult",
@@ -73,7 +73,7 @@ LabelsOrPredictions = ArrayLike | Predictions
 Normalize = Literal["true", "pred", "all"]
 
 #: Probabilities are clipped to ``[EPS, 1]`` before taking logs (scikit-learn's choice).
-EPS = float(np.finfo(np.float64).eps)
+EPS = PROBABILITY_FLOOR
 
 
 # ------------------------------------------------------------------------------------------

@@ -89,19 +89,42 @@ def _training_config(model_path: Path) -> dict[str, object]:
     return config if isinstance(config, dict) else {}
 
 
+def _check_same_training_files(request: ReportRequest, valid: Predictions) -> None:
+    """The re-created split must come from the folder the model was trained on, unchanged."""
+    from asl_eval.train import read_training_record
+
+    record = read_training_record(request.model) or {}
+    expected = record.get("n_valid")
+    if expected is not None and expected != valid.ledger.n_found:
+        raise InputError(
+            f"--in-domain {request.in_domain} gives a validation split of {valid.ledger.n_found} "
+            f"files, but training used {expected}: the folder is not the one the model was "
+            "trained on, or it changed since, so the split would mix in training images."
+        )
+
+
 def _in_domain_predictions(learner: Learner, request: ReportRequest) -> Predictions | None:
     from asl_eval.inference import model_classes, predict_validation_split
     from asl_eval.train import valid_predictions_path
 
     if request.in_domain is not None:
         config = _training_config(request.model)
-        return predict_validation_split(
+        if not config:
+            logger.warning(
+                "no training record beside %s: re-creating the split with the recipe's defaults "
+                "(valid_pct 0.2, seed 42); if training used others, the split differs",
+                request.model,
+            )
+        predictions = predict_validation_split(
             learner,
             request.in_domain,
             valid_pct=float(str(config.get("valid_pct", 0.2))),
             seed=int(str(config.get("seed", 42))),
+            check_images=bool(config.get("check_images", True)),
             batch_size=request.batch_size,
         )
+        _check_same_training_files(request, predictions)
+        return predictions
     saved = valid_predictions_path(request.model)
     if not saved.is_file():
         logger.warning("no saved validation predictions at %s; report has no in-domain set", saved)
@@ -161,7 +184,10 @@ def run_report(request: ReportRequest) -> ReportFiles:
         runtime_versions,
         write_report,
     )
+    from asl_eval.report.write import report_paths
 
+    report_name = request.name or Path(request.model).stem
+    report_paths(request.out, report_name)  # a bad --out fails now, not after predicting everything
     if not request.test_sets and request.in_domain is None:
         raise InputError("Give at least one test folder (or --in-domain TRAINING_DIR).")
     for _, folder in request.test_sets:
@@ -198,4 +224,4 @@ def run_report(request: ReportRequest) -> ReportFiles:
     context = build_context(
         sets, model=model, command=request.command, title=request.title, sections=sections
     )
-    return write_report(context, request.out, name=request.name or Path(request.model).stem)
+    return write_report(context, request.out, name=report_name)

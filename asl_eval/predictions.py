@@ -24,6 +24,8 @@ from asl_eval.errors import ReportError
 Status = Literal["evaluated", "excluded", "unlabeled", "not_in_classes"]
 STATUSES: tuple[Status, ...] = ("evaluated", "excluded", "unlabeled", "not_in_classes")
 SCHEMA_VERSION = 1
+PROBABILITY_FLOOR = float(np.finfo(np.float64).eps)
+"""Probabilities are clipped here before a logarithm (scikit-learn's choice for log loss)."""
 
 
 @dataclass(frozen=True)
@@ -229,9 +231,10 @@ class Predictions:
 
     @property
     def loss(self) -> np.ndarray:
-        """Cross-entropy of each image: ``-log p(true class)``, clipped away from zero."""
+        """Cross-entropy of each image: ``-log p(true class)``, the probability clipped at
+        :data:`PROBABILITY_FLOOR` (the same loss :func:`asl_eval.metrics.top_losses` ranks by)."""
         p_true = self.y_proba[np.arange(self.n_images), self.y_true]
-        return np.asarray(-np.log(np.clip(p_true, 1e-12, 1.0)))
+        return np.asarray(-np.log(np.clip(p_true, PROBABILITY_FLOOR, 1.0)))
 
     # -- tables and files ------------------------------------------------------------------
     def to_frame(self) -> pd.DataFrame:
@@ -276,25 +279,34 @@ class Predictions:
     @classmethod
     def load(cls, path: str | Path) -> Predictions:
         """Read a file written by :meth:`save`."""
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pq.read_table(path)
-        raw = (table.schema.metadata or {}).get(b"asl_eval")
-        if raw is None:
-            raise ReportError(f"{path} is not an asl-eval predictions file (no metadata)")
-        meta = json.loads(raw)
-        classes = tuple(meta["classes"])
-        frame = table.to_pandas()
-        index = {c: i for i, c in enumerate(classes)}
-        return cls(
-            classes=classes,
-            paths=tuple(frame["path"]),
-            y_true=np.array([index[c] for c in frame["y_true"]], dtype=np.int64),
-            y_proba=frame[[f"proba:{c}" for c in classes]].to_numpy(dtype=np.float64),
-            name=meta["name"],
-            source=meta.get("source", ""),
-            ledger=Ledger.from_records(meta["ledger"]),
-        )
+        try:
+            table = pq.read_table(path)
+            raw = (table.schema.metadata or {}).get(b"asl_eval")
+            if raw is None:
+                raise ReportError(f"{path} is not an asl-eval predictions file (no metadata).")
+            meta = json.loads(raw)
+            classes = tuple(meta["classes"])
+            frame = table.to_pandas()
+            index = {c: i for i, c in enumerate(classes)}
+            return cls(
+                classes=classes,
+                paths=tuple(frame["path"]),
+                y_true=np.array([index[c] for c in frame["y_true"]], dtype=np.int64),
+                y_proba=frame[[f"proba:{c}" for c in classes]].to_numpy(dtype=np.float64),
+                name=meta["name"],
+                source=meta.get("source", ""),
+                ledger=Ledger.from_records(meta["ledger"]),
+            )
+        except (OSError, pa.ArrowException, ValueError, KeyError, TypeError) as error:
+            if isinstance(error, ReportError):
+                raise
+            raise ReportError(
+                f"{path} is not a readable asl-eval predictions file ({type(error).__name__}: "
+                f"{error}). Delete it, or re-create the split with --in-domain TRAINING_DIR."
+            ) from error
 
     @classmethod
     def from_labels(

@@ -155,9 +155,8 @@ def resolve_arch(arch: str) -> object:
     """A torchvision model function by name (``resnet18``), else the name itself for timm."""
     import torchvision.models
 
-    function = getattr(torchvision.models, arch, None)
-    if callable(function):
-        return function
+    if arch in torchvision.models.list_models():
+        return getattr(torchvision.models, arch)
     try:
         import timm
     except ImportError:

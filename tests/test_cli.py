@@ -140,8 +140,10 @@ def test_labels_dry_run_with_model(tiny_model) -> None:  # type: ignore[no-untyp
     )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    text = json.dumps(data)
-    assert "28" in text  # 28 files, one per class but del
+    assert data["ok"] is True
+    counts = data["class_counts"]
+    assert {name: counts[name] for name in ("A", "space", "del")} == {"A": 1, "space": 1, "del": 0}
+    assert sum(counts.values()) == 28  # one file per class, no del
 
 
 def test_labels_dry_run_conflict_exits_1(tmp_path: Path) -> None:
@@ -216,3 +218,54 @@ def test_in_domain_split_is_recreated_without_saved_predictions(tiny_model, tmp_
     saved = Predictions.load(tiny_model.valid_predictions)
     assert valid["n_images"] == saved.n_images
     assert valid["accuracy"] == pytest.approx(float((saved.y_pred == saved.y_true).mean()))
+
+
+def test_out_is_an_existing_file_exits_1(tiny_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    taken = tmp_path / "taken"
+    taken.write_text("a file, not a folder")
+    result = runner.invoke(
+        app, ["report", str(tiny_model.path), str(tiny_model.data.kaggle_test), "--out", str(taken)]
+    )
+    assert result.exit_code == 1
+    assert "is a file" in result.stderr
+    assert taken.read_text() == "a file, not a folder"
+
+
+def test_corrupt_saved_predictions_exit_1(tiny_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    model = tmp_path / "m.pkl"
+    shutil.copy(tiny_model.path, model)
+    (tmp_path / "m.valid.parquet").write_bytes(b"PAR1 not really parquet")
+    result = runner.invoke(
+        app, ["report", str(model), str(tiny_model.data.kaggle_test), "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 1
+    assert "not a readable asl-eval predictions file" in result.stderr
+    assert "--in-domain" in result.stderr
+
+
+def test_in_domain_folder_must_be_the_training_folder(tiny_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    model = tmp_path / "m.pkl"
+    shutil.copy(tiny_model.path, model)
+    shutil.copy(tiny_model.path.with_name("model.train.json"), tmp_path / "m.train.json")
+    other = tmp_path / "other"
+    for label in ("A", "B"):
+        shutil.copytree(tiny_model.data.train / label, other / label)
+    result = runner.invoke(
+        app,
+        ["report", str(model), "--in-domain", str(other), "--no-cam", "--out", str(tmp_path / "o")],
+    )
+    assert result.exit_code == 1
+    assert "not the one the model was trained on" in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_unknown_architecture_exits_1(tiny_data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = runner.invoke(
+        app, ["train", str(tiny_data.train), "--arch", "get_model", "--out", str(tmp_path / "m")]
+    )
+    assert result.exit_code == 1
+    assert "Unknown architecture 'get_model'" in result.stderr

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from asl_eval.errors import ReportError
 from asl_eval.report.context import ReportContext
 from asl_eval.report.render import render_html
 from asl_eval.report.serialize import render_json
@@ -81,6 +82,8 @@ def report_paths(out: str | Path, name: str) -> ReportFiles:
         folder, stem = out.parent, out.stem
     else:
         folder, stem = out, name
+    if folder.exists() and not folder.is_dir():
+        raise ReportError(f"{folder} is a file; pass a folder or an .html path as --out.")
     return ReportFiles(
         html=folder / f"{stem}.html",
         json=folder / f"{stem}.json",
