@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shlex
 import sys
 import warnings
@@ -81,9 +82,12 @@ def _parse_lr(value: str) -> float | str:
     if value == "find":
         return "find"
     try:
-        return float(value)
+        rate = float(value)
     except ValueError:
         raise typer.BadParameter(f"expected a number or 'find', got {value!r}") from None
+    if not math.isfinite(rate) or rate <= 0:
+        raise typer.BadParameter(f"expected a positive learning rate, got {value!r}")
+    return rate
 
 
 @app.command()
@@ -223,7 +227,9 @@ def _cam_options(
         raise typer.BadParameter(
             f"expected one of {', '.join(CAM_METHODS)}, got {method!r}", param_hint="--cam-method"
         )
-    chosen = tuple(c.strip() for c in classes.split(",") if c.strip()) if classes else None
+    from asl_eval.cam import parse_cam_classes
+
+    chosen = parse_cam_classes(classes)
     return CamOptions(
         method=method, layer=layer, classes=chosen, set_name=set_name, k=k, n_per_class=n_images
     )
@@ -287,7 +293,7 @@ def report(
     )
     request = ReportRequest(
         model=model,
-        test_sets=name_sets(list(test_dirs or []), _parse_sets(list(sets or []))),
+        test_sets=_call(lambda: name_sets(list(test_dirs or []), _parse_sets(list(sets or [])))),
         out=out,
         name=name,
         in_domain=in_domain,
@@ -351,7 +357,7 @@ def export_safe_command(
     from asl_eval.safe_format import export_safe
 
     if out.suffix != ".safetensors":
-        raise _fail(f"OUT must end in .safetensors; got {out.name}.")
+        raise typer.BadParameter(f"must end in .safetensors, got {out.name}", param_hint="OUT")
     learner = _call(lambda: load_learner_file(model, trust_model=trust_model))
     weights, sidecar = _call(lambda: export_safe(learner, out))
     typer.echo(f"weights: {weights}")

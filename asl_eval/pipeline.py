@@ -69,7 +69,14 @@ def name_sets(
     [('kaggle28', 'c'), ('test', 'a/test'), ('test-2', 'b/test')]
     """
     result = list(named)
-    taken = {name for name, _ in result}
+    names = [name for name, _ in result]
+    clashes = sorted({n for n in names if names.count(n) > 1 or n == "valid"})
+    if clashes:
+        raise InputError(
+            f"Set names must be unique and not 'valid' (the in-domain split's name); "
+            f"--set repeats or reuses: {', '.join(clashes)}."
+        )
+    taken = set(names)
     for folder in folders:
         base = folder.resolve().name or "test"
         candidate, n = base, 1

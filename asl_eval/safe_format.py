@@ -296,7 +296,8 @@ def _read_sidecar(weights_path: Path) -> dict[str, Any]:
             f"{side} has format version {description.get('format_version')!r}; this asl-eval "
             f"reads version {SIDECAR_VERSION}. Upgrade asl-eval or re-export."
         )
-    expected = description.get("weights", {}).get("sha256")
+    weights = description.get("weights")
+    expected = weights.get("sha256") if isinstance(weights, dict) else None
     if expected != _sha256(weights_path):
         raise ModelLoadError(
             f"{side} does not belong to {weights_path}: the weights' SHA-256 differs from the "
@@ -357,6 +358,23 @@ def _placeholder_label(label: str, item: object) -> str:
 
 
 def load_safe(weights_path: str | Path) -> Learner:
+    """Rebuild a learner from ``model.safetensors`` and its ``model.json`` sidecar.
+
+    A sidecar whose fields have the wrong shape (hand-edited, or made by another tool) is a
+    :class:`ModelLoadError`, like every other problem with the pair.
+    """
+    try:
+        return _load_safe(weights_path)
+    except ModelLoadError:
+        raise
+    except (KeyError, AttributeError, TypeError, ValueError) as error:
+        raise ModelLoadError(
+            f"The sidecar of {weights_path} is malformed ({type(error).__name__}: {error}); "
+            "re-export the model with asl-eval export-safe."
+        ) from error
+
+
+def _load_safe(weights_path: str | Path) -> Learner:
     """Rebuild a learner from ``model.safetensors`` and its ``model.json`` sidecar.
 
     Raises

@@ -104,6 +104,8 @@ def test_missing_model_exits_1(tmp_path: Path) -> None:
         ["report", "m.pkl", "--set", "no-equals-sign"],
         ["report", "m.pkl", "--labels-from", "nowhere"],
         ["train", "data", "--lr", "fast"],
+        ["train", "data", "--lr", "nan"],
+        ["train", "data", "--lr", "-0.1"],
         ["train", "data", "--epochs", "0"],
     ],
 )
@@ -185,7 +187,7 @@ def test_export_safe_then_report_gives_identical_numbers(tiny_model, tmp_path: P
 
 def test_export_safe_needs_the_suffix(tiny_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     result = runner.invoke(app, ["export-safe", str(tiny_model.path), str(tmp_path / "m.bin")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert ".safetensors" in result.stderr
     assert not (tmp_path / "m.bin").exists()
 
@@ -269,3 +271,12 @@ def test_unknown_architecture_exits_1(tiny_data, tmp_path: Path) -> None:  # typ
     )
     assert result.exit_code == 1
     assert "Unknown architecture 'get_model'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "sets", [["--set", "a=x", "--set", "a=y"], ["--set", "valid=x"]], ids=["repeated", "valid"]
+)
+def test_set_names_must_be_unique(sets: list[str], tmp_path: Path) -> None:
+    result = runner.invoke(app, ["report", str(tmp_path / "m.pkl"), *sets])
+    assert result.exit_code == 1
+    assert "Set names must be unique" in result.stderr

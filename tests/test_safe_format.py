@@ -116,3 +116,19 @@ def test_export_needs_a_safetensors_name(tiny_learner, tmp_path: Path) -> None: 
     with pytest.raises(ModelLoadError, match=r"must end in \.safetensors"):
         export_safe(tiny_learner, tmp_path / "model.pkl")
     assert not (tmp_path / "model.pkl").exists()
+
+
+@pytest.mark.parametrize("field", ["classes", "item_tfms", "architecture"])
+def test_malformed_sidecar_fields_are_a_clear_error(safe_pair, tmp_path: Path, field: str) -> None:  # type: ignore[no-untyped-def]
+    """Found in review: a hand-edited sidecar with the right checksum crashed with a KeyError."""
+    import json
+
+    from asl_eval.loading import load_learner_file
+
+    weights, sidecar = _copy_pair(safe_pair, tmp_path / "pair")
+    description = json.loads(sidecar.read_text())
+    assert field in description
+    del description[field]
+    sidecar.write_text(json.dumps(description))
+    with pytest.raises(ModelLoadError, match="malformed|sidecar"):
+        load_learner_file(weights)
