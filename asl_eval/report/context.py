@@ -160,35 +160,28 @@ def evaluate_set(evaluation: EvaluationSet, *, n_top_losses: int = 24, seed: int
 
 def _evaluate_set(evaluation: EvaluationSet, *, n_top_losses: int, seed: int) -> SetResult:
     p = evaluation.predictions
-    classes = list(p.classes)
-    correct = int((p.y_pred == p.y_true).sum())
-    low, high = metrics.wilson_interval(correct, p.n_images)
-    classification = metrics.classification_table(p.y_true, p.y_pred, classes=classes)
-    macro_f1 = metrics.macro_f1_score(p.y_true, p.y_pred, classes=classes)
-    f1_low, f1_high = metrics.bootstrap_interval(
-        metrics.macro_f1_score, p.y_true, p.y_pred, classes=classes, n_resamples=300, seed=seed
-    )
-    k = min(5, len(classes))
+    result = metrics.evaluate(p, n_top_losses=n_top_losses, n_resamples=300, seed=seed)
+    overall = result.overall
     return SetResult(
         name=p.name,
         role=evaluation.role,
         source=p.source,
         n_images=p.n_images,
-        accuracy=correct / p.n_images if p.n_images else float("nan"),
-        accuracy_ci=(low, high),
-        error_rate=metrics.error_rate(p.y_true, p.y_pred),
-        macro_f1=macro_f1,
-        macro_f1_ci=(f1_low, f1_high),
-        top5_accuracy=metrics.top_k_accuracy(p.y_true, p.y_proba, classes=classes, k=k),
-        ece=metrics.expected_calibration_error(p.y_true, p.y_proba, classes=classes),
-        brier_score=metrics.brier_score(p.y_true, p.y_proba, classes=classes),
-        log_loss=metrics.log_loss(p.y_true, p.y_proba, classes=classes),
-        per_class=metrics.per_class_accuracy(p.y_true, p.y_pred, classes=classes),
-        classification=classification,
-        confusion=metrics.confusion_matrix(p.y_true, p.y_pred, classes=classes),
-        most_confused=metrics.most_confused(p.y_true, p.y_pred, classes=classes),
-        reliability=metrics.reliability_table(p.y_true, p.y_proba, classes=classes),
-        top_losses=metrics.top_losses(p, k=n_top_losses),
+        accuracy=overall.accuracy,
+        accuracy_ci=(overall.ci_low, overall.ci_high),
+        error_rate=overall.error_rate,
+        macro_f1=result.macro_f1,
+        macro_f1_ci=result.macro_f1_ci,
+        top5_accuracy=result.top_k_accuracy,
+        ece=result.ece,
+        brier_score=result.brier,
+        log_loss=result.log_loss,
+        per_class=result.per_class,
+        classification=result.classification,
+        confusion=result.confusion,
+        most_confused=result.confused_pairs,
+        reliability=result.reliability,
+        top_losses=result.losses,
         ledger=p.ledger.summary(),
         ledger_rows=p.ledger.to_frame().query("status != 'evaluated'").reset_index(drop=True),
     )
