@@ -7,7 +7,6 @@ here; templates only loop and print.
 from __future__ import annotations
 
 import hashlib
-import math
 import platform
 import warnings
 from collections.abc import Mapping, Sequence
@@ -21,6 +20,7 @@ import pandas as pd
 from asl_eval import metrics
 from asl_eval.errors import ReportError
 from asl_eval.predictions import Predictions
+from asl_eval.report.formatting import fmt_interval, fmt_percent
 
 Role = Literal["in-domain", "test"]
 
@@ -143,10 +143,6 @@ class ReportContext:
     sections: Mapping[str, Section] = field(default_factory=dict)
 
 
-def _finite(value: float) -> float:
-    return float(value) if value is not None and math.isfinite(float(value)) else float("nan")
-
-
 def evaluate_set(evaluation: EvaluationSet, *, n_top_losses: int = 24, seed: int = 0) -> SetResult:
     """Compute every metric of one set (all classes of the model kept, in its order).
 
@@ -187,10 +183,6 @@ def _evaluate_set(evaluation: EvaluationSet, *, n_top_losses: int, seed: int) ->
     )
 
 
-def _percent(value: float) -> str:
-    return "n/a" if not math.isfinite(value) else f"{100 * value:.1f}%"
-
-
 def headline_sentence(sets: Sequence[SetResult], comparisons: Sequence[Comparison]) -> str:
     """One sentence: accuracy per set with its interval, and how many classes drop.
 
@@ -202,13 +194,9 @@ def headline_sentence(sets: Sequence[SetResult], comparisons: Sequence[Compariso
     """
     parts = []
     for result in sets:
-        low, high = result.accuracy_ci
-        interval = (
-            f" ({100 * low:.1f}–{100 * high:.1f})"
-            if math.isfinite(low) and math.isfinite(high)
-            else ""
-        )
-        parts.append(f"{_percent(result.accuracy)}{interval} on {result.name}")
+        interval = fmt_interval(result.accuracy_ci)
+        interval = f" ({interval})" if interval != "–" else ""
+        parts.append(f"{fmt_percent(result.accuracy)}{interval} on {result.name}")
     sentence = ", ".join(parts)
     drops = [
         f"{c.n_significant} of {c.n_compared} classes drop significantly on {c.out_of_domain}"
