@@ -1506,11 +1506,13 @@ def evaluate(
     confidence: float = 0.95,
     n_bins: int = 15,
     top_k: int = 5,
-    n_top_losses: int = 9,
+    n_top_losses: int | None = 9,
     n_resamples: int = 1000,
     seed: int = 0,
 ) -> Evaluation:
     """Compute every metric of one evaluation set.
+
+    ``n_top_losses`` rows of :func:`top_losses` are kept (``None``: every image).
 
     Warnings about undefined values (classes without images) are raised once here.
 
@@ -1541,7 +1543,7 @@ def _evaluate(
     n_bins: int,
     top_k: int,
     k: int,
-    n_top_losses: int,
+    n_top_losses: int | None,
     n_resamples: int,
     seed: int,
 ) -> Evaluation:

@@ -87,29 +87,35 @@ class EvaluationSet:
 
 @dataclass(frozen=True)
 class SetResult:
-    """Every number the report shows for one evaluation set."""
+    """One evaluation set in the report: its metrics (a :class:`metrics.Evaluation`, computed
+    once) and where it came from. The properties only name the numbers the page shows."""
 
-    name: str
+    evaluation: metrics.Evaluation
     role: Role
     source: str
-    n_images: int
-    accuracy: float
-    accuracy_ci: tuple[float, float]
-    error_rate: float
-    macro_f1: float
-    macro_f1_ci: tuple[float, float]
-    top5_accuracy: float
-    ece: float
-    brier_score: float
-    log_loss: float
-    per_class: pd.DataFrame
-    classification: pd.DataFrame
-    confusion: pd.DataFrame
-    most_confused: pd.DataFrame
-    reliability: pd.DataFrame
-    top_losses: pd.DataFrame
     ledger: Mapping[str, object]
     ledger_rows: pd.DataFrame
+
+    name = property(lambda self: self.evaluation.name)
+    n_images = property(lambda self: self.evaluation.overall.n)
+    accuracy = property(lambda self: self.evaluation.overall.accuracy)
+    accuracy_ci = property(
+        lambda self: (self.evaluation.overall.ci_low, self.evaluation.overall.ci_high)
+    )
+    error_rate = property(lambda self: self.evaluation.overall.error_rate)
+    macro_f1 = property(lambda self: self.evaluation.macro_f1)
+    macro_f1_ci = property(lambda self: self.evaluation.macro_f1_ci)
+    top5_accuracy = property(lambda self: self.evaluation.top_k_accuracy)
+    ece = property(lambda self: self.evaluation.ece)
+    brier_score = property(lambda self: self.evaluation.brier)
+    log_loss = property(lambda self: self.evaluation.log_loss)
+    per_class = property(lambda self: self.evaluation.per_class)
+    classification = property(lambda self: self.evaluation.classification)
+    confusion = property(lambda self: self.evaluation.confusion)
+    most_confused = property(lambda self: self.evaluation.confused_pairs)
+    reliability = property(lambda self: self.evaluation.reliability)
+    losses = property(lambda self: self.evaluation.losses)
+    """Every image, highest loss first."""
 
 
 @dataclass(frozen=True)
@@ -143,7 +149,7 @@ class ReportContext:
     sections: Mapping[str, Section] = field(default_factory=dict)
 
 
-def evaluate_set(evaluation: EvaluationSet, *, n_top_losses: int = 24, seed: int = 0) -> SetResult:
+def evaluate_set(evaluation: EvaluationSet, *, seed: int = 0) -> SetResult:
     """Compute every metric of one set (all classes of the model kept, in its order).
 
     Undefined values (a class without images, a class never predicted) are NaN and shown as
@@ -151,33 +157,15 @@ def evaluate_set(evaluation: EvaluationSet, *, n_top_losses: int = 24, seed: int
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return _evaluate_set(evaluation, n_top_losses=n_top_losses, seed=seed)
+        return _evaluate_set(evaluation, seed=seed)
 
 
-def _evaluate_set(evaluation: EvaluationSet, *, n_top_losses: int, seed: int) -> SetResult:
+def _evaluate_set(evaluation: EvaluationSet, *, seed: int) -> SetResult:
     p = evaluation.predictions
-    result = metrics.evaluate(p, n_top_losses=n_top_losses, n_resamples=300, seed=seed)
-    overall = result.overall
     return SetResult(
-        name=p.name,
+        evaluation=metrics.evaluate(p, n_top_losses=None, n_resamples=300, seed=seed),
         role=evaluation.role,
         source=p.source,
-        n_images=p.n_images,
-        accuracy=overall.accuracy,
-        accuracy_ci=(overall.ci_low, overall.ci_high),
-        error_rate=overall.error_rate,
-        macro_f1=result.macro_f1,
-        macro_f1_ci=result.macro_f1_ci,
-        top5_accuracy=result.top_k_accuracy,
-        ece=result.ece,
-        brier_score=result.brier,
-        log_loss=result.log_loss,
-        per_class=result.per_class,
-        classification=result.classification,
-        confusion=result.confusion,
-        most_confused=result.confused_pairs,
-        reliability=result.reliability,
-        top_losses=result.losses,
         ledger=p.ledger.summary(),
         ledger_rows=p.ledger.to_frame().query("status != 'evaluated'").reset_index(drop=True),
     )

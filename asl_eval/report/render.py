@@ -111,7 +111,7 @@ def set_figures(
     thumb_size: int = 96,
 ) -> SetFigures:
     """Draw the confusion matrix and reliability diagram, and pick the gallery thumbnails."""
-    from asl_eval import metrics, plots
+    from asl_eval import plots
 
     n_classes = len(context.classes)
     side = max(4.0, 0.28 * n_classes + 1.5)
@@ -121,13 +121,10 @@ def set_figures(
     reliability = draw(
         lambda ax: plots.plot_reliability_diagram(result.reliability, ax=ax), size=(4.2, 3.6)
     )
+    losses = result.losses
     gallery = _thumbs_for(
-        result.top_losses[result.top_losses["actual"] != result.top_losses["predicted"]],
-        limit=n_gallery,
-        size=thumb_size,
+        losses[losses["actual"] != losses["predicted"]], limit=n_gallery, size=thumb_size
     )
-    predictions = next(p for p in context.predictions if p.name == result.name)
-    losses = metrics.top_losses(predictions, k=predictions.n_images)
     pairs = []
     for pair in result.most_confused.head(n_pairs).to_dict(orient="records"):
         actual, predicted = str(pair["actual"]), str(pair["predicted"])

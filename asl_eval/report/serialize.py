@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 SCHEMA = "asl-eval/report"
 SCHEMA_VERSION = 1
+N_TOP_LOSSES = 24
+"""How many of the highest-loss images each set lists in the JSON."""
 
 JsonValue = None | bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"]
 
@@ -82,7 +84,7 @@ def _set_json(result: SetResult) -> dict[str, JsonValue]:
         },
         "most_confused": records(result.most_confused),
         "reliability": records(result.reliability),
-        "top_losses": records(result.top_losses),
+        "top_losses": records(result.losses.head(N_TOP_LOSSES)),
         "ledger": clean(result.ledger),
         "not_evaluated": records(result.ledger_rows),
     }
