@@ -154,6 +154,7 @@ def predict_validation_split(
     valid_pct: float,
     seed: int,
     check_images: bool = True,
+    expected_files: int | None = None,
     name: str = "valid",
     batch_size: int = 64,
 ) -> Predictions:
@@ -161,11 +162,18 @@ def predict_validation_split(
 
     ``valid_pct``, ``seed`` and ``check_images`` must be the ones training used (they are in
     the training record), or the split differs and training images leak into it.
+    ``expected_files`` (the record's validation size) is checked before anything is predicted.
     """
     from asl_eval.train import validation_files
 
     data_dir = Path(data_dir)
     files = validation_files(data_dir, valid_pct=valid_pct, seed=seed, check_images=check_images)
+    if expected_files is not None and len(files) != expected_files:
+        raise InputError(
+            f"--in-domain {data_dir} gives a validation split of {len(files)} files, but "
+            f"training used {expected_files}: the folder is not the one the model was trained "
+            "on, or it changed since, so the split would mix in training images."
+        )
     labeled = label_files(
         files,
         root=data_dir,

@@ -7,7 +7,7 @@ Nothing is written until every set has been predicted and the report rendered.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -88,50 +88,36 @@ def name_sets(
     return result
 
 
-def _training_config(model_path: Path) -> dict[str, object]:
-    """The training configuration recorded next to the model ({} when there is none)."""
-    from asl_eval.train import read_training_record
-
-    config = (read_training_record(model_path) or {}).get("config")
+def _training_config(record: Mapping[str, object]) -> Mapping[str, object]:
+    """The training configuration in a training record ({} when there is none)."""
+    config = record.get("config")
     return config if isinstance(config, dict) else {}
 
 
-def _check_same_training_files(request: ReportRequest, valid: Predictions) -> None:
-    """The re-created split must come from the folder the model was trained on, unchanged."""
-    from asl_eval.train import read_training_record
-
-    record = read_training_record(request.model) or {}
-    expected = record.get("n_valid")
-    if expected is not None and expected != valid.ledger.n_found:
-        raise InputError(
-            f"--in-domain {request.in_domain} gives a validation split of {valid.ledger.n_found} "
-            f"files, but training used {expected}: the folder is not the one the model was "
-            "trained on, or it changed since, so the split would mix in training images."
-        )
-
-
-def _in_domain_predictions(learner: Learner, request: ReportRequest) -> Predictions | None:
+def _in_domain_predictions(
+    learner: Learner, request: ReportRequest, record: Mapping[str, object]
+) -> Predictions | None:
     from asl_eval.inference import model_classes, predict_validation_split
     from asl_eval.train import valid_predictions_path
 
     if request.in_domain is not None:
-        config = _training_config(request.model)
+        config = _training_config(record)
         if not config:
             logger.warning(
                 "no training record beside %s: re-creating the split with the recipe's defaults "
                 "(valid_pct 0.2, seed 42); if training used others, the split differs",
                 request.model,
             )
-        predictions = predict_validation_split(
+        expected = record.get("n_valid")
+        return predict_validation_split(
             learner,
             request.in_domain,
             valid_pct=float(str(config.get("valid_pct", 0.2))),
             seed=int(str(config.get("seed", 42))),
             check_images=bool(config.get("check_images", True)),
+            expected_files=int(str(expected)) if expected is not None else None,
             batch_size=request.batch_size,
         )
-        _check_same_training_files(request, predictions)
-        return predictions
     saved = valid_predictions_path(request.model)
     if not saved.is_file():
         logger.warning("no saved validation predictions at %s; report has no in-domain set", saved)
@@ -192,6 +178,7 @@ def run_report(request: ReportRequest) -> ReportFiles:
         write_report,
     )
     from asl_eval.report.write import report_paths
+    from asl_eval.train import read_training_record
 
     report_name = request.name or Path(request.model).stem
     report_paths(request.out, report_name)  # a bad --out fails now, not after predicting everything
@@ -202,7 +189,8 @@ def run_report(request: ReportRequest) -> ReportFiles:
             raise InputError(f"Test folder {folder} does not exist.")
     learner = load_learner_file(request.model, trust_model=request.trust_model)
     sets: list[EvaluationSet] = []
-    in_domain = _in_domain_predictions(learner, request)
+    record = read_training_record(request.model) or {}
+    in_domain = _in_domain_predictions(learner, request, record)
     if in_domain is not None:
         sets.append(EvaluationSet(in_domain, role="in-domain"))
     for name, folder in request.test_sets:
@@ -214,7 +202,7 @@ def run_report(request: ReportRequest) -> ReportFiles:
             batch_size=request.batch_size,
         )
         sets.append(EvaluationSet(predictions, role="test"))
-    arch = str(_training_config(request.model).get("arch") or type(learner.model).__name__)
+    arch = str(_training_config(record).get("arch") or type(learner.model).__name__)
     size = input_size(learner)
     model = ModelInfo.describe(
         request.model,
