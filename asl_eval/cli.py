@@ -90,9 +90,52 @@ def _parse_lr(value: str) -> float | str:
     return rate
 
 
+LabelsFrom = Annotated[
+    str, typer.Option(help="Where true labels come from: auto, folder, filename or csv.")
+]
+LabelRegex = Annotated[
+    str | None, typer.Option(help="File-name regex with one group (or a group named 'label').")
+]
+LabelsCsv = Annotated[Path | None, typer.Option(help="CSV of path,label (--labels-from csv).")]
+LabelMap = Annotated[
+    list[str] | None,
+    typer.Option(help="Map a label to a class: LABEL=CLASS (repeatable, or comma-separated)."),
+]
+Strict = Annotated[
+    bool,
+    typer.Option(help="Fail when a file is unlabeled or its label is not a class of the model."),
+]
+
+
+def _label_options(
+    labels_from: str,
+    label_regex: str | None,
+    labels_csv: Path | None,
+    label_map: list[str] | None,
+    strict: bool,
+) -> LabelOptions:
+    from asl_eval.labels import LabelOptions, parse_label_map
+
+    if labels_from not in ("auto", "folder", "filename", "csv"):
+        raise typer.BadParameter(
+            f"expected auto, folder, filename or csv, got {labels_from!r}",
+            param_hint="--labels-from",
+        )
+    return LabelOptions(
+        source=labels_from,  # type: ignore[arg-type]
+        regex=label_regex,
+        labels_csv=labels_csv,
+        label_map=parse_label_map(list(label_map or [])),
+        strict=strict,
+    )
+
+
 @app.command()
 def train(
-    data_dir: Annotated[Path, typer.Argument(help="Training folder, one subfolder per class.")],
+    data_dir: Annotated[
+        Path,
+        typer.Argument(help="Training folder: one subfolder per class, or see the label options."),
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to export the learner.")] = Path(
         "model.pkl"
     ),
@@ -123,10 +166,30 @@ def train(
             help="Decode every image first and leave out unreadable ones (recorded).",
         ),
     ] = True,
+    labels_from: Annotated[
+        str | None,
+        typer.Option(
+            help="Where labels come from: auto, folder, filename or csv "
+            "[default: folder, or what --label-regex/--labels-csv imply]."
+        ),
+    ] = None,
+    label_regex: LabelRegex = None,
+    labels_csv: LabelsCsv = None,
+    label_map: LabelMap = None,
+    strict: Annotated[bool, typer.Option(help="Fail when a file gets no label.")] = False,
 ) -> None:
-    """Train with the fastai ASL tutorial's recipe and export the learner."""
+    """Train with the fastai ASL tutorial's recipe and export the learner.
+
+    Labels are the class folders' names, as in the tutorial, unless the label options say
+    otherwise; they become the model's classes.
+    """
     from asl_eval.train import TrainConfig, train_model
 
+    implied = "auto" if label_regex is not None or labels_csv is not None else "folder"
+    source = labels_from or implied
+    label_options = _call(
+        lambda: _label_options(source, label_regex, labels_csv, label_map, strict)
+    )
     config = TrainConfig(
         arch=arch,
         image_size=image_size,
@@ -141,7 +204,7 @@ def train(
         safe_copy=safe_copy,
         check_images=check_images,
     )
-    result = _call(lambda: train_model(data_dir, out, config))
+    result = _call(lambda: train_model(data_dir, out, config, label_options=label_options))
     typer.echo(f"validation accuracy {result.valid_accuracy:.4f} (learning rate {result.lr:.2e})")
     typer.echo(f"model: {result.model_path}")
     typer.echo(f"validation predictions: {result.valid_predictions_path}")
@@ -161,50 +224,12 @@ def _parse_sets(values: list[str]) -> list[tuple[str, Path]]:
     return parsed
 
 
-LabelsFrom = Annotated[
-    str, typer.Option(help="Where true labels come from: auto, folder, filename or csv.")
-]
-LabelRegex = Annotated[
-    str | None, typer.Option(help="File-name regex with one group (or a group named 'label').")
-]
-LabelsCsv = Annotated[Path | None, typer.Option(help="CSV of path,label (--labels-from csv).")]
-LabelMap = Annotated[
-    list[str] | None,
-    typer.Option(help="Map a label to a class: LABEL=CLASS (repeatable, or comma-separated)."),
-]
-Strict = Annotated[
-    bool,
-    typer.Option(help="Fail when a file is unlabeled or its label is not a class of the model."),
-]
 TrustModel = Annotated[
     bool,
     typer.Option(
         help="Load a .pkl even if the safety scan refuses it: it may run code (docs/trust.md)."
     ),
 ]
-
-
-def _label_options(
-    labels_from: str,
-    label_regex: str | None,
-    labels_csv: Path | None,
-    label_map: list[str] | None,
-    strict: bool,
-) -> LabelOptions:
-    from asl_eval.labels import LabelOptions, parse_label_map
-
-    if labels_from not in ("auto", "folder", "filename", "csv"):
-        raise typer.BadParameter(
-            f"expected auto, folder, filename or csv, got {labels_from!r}",
-            param_hint="--labels-from",
-        )
-    return LabelOptions(
-        source=labels_from,  # type: ignore[arg-type]
-        regex=label_regex,
-        labels_csv=labels_csv,
-        label_map=parse_label_map(list(label_map or [])),
-        strict=strict,
-    )
 
 
 CAM_METHODS = ("gradcam", "gradcam++", "hirescam", "eigencam", "scorecam", "finercam")

@@ -154,38 +154,46 @@ def predict_validation_split(
     valid_pct: float,
     seed: int,
     check_images: bool = True,
+    label_options: LabelOptions | None = None,
     expected_files: int | None = None,
     name: str = "valid",
     batch_size: int = 64,
 ) -> Predictions:
     """Re-create the training recipe's validation split of ``data_dir`` and predict it.
 
-    ``valid_pct``, ``seed`` and ``check_images`` must be the ones training used (they are in
-    the training record), or the split differs and training images leak into it.
-    ``expected_files`` (the record's validation size) is checked before anything is predicted.
+    ``valid_pct``, ``seed``, ``check_images`` and ``label_options`` must be the ones training
+    used (the training record has them; see :func:`asl_eval.train.recorded_label_options`), or
+    the split differs and training images leak into it. ``expected_files`` (the record's
+    validation size) is checked before anything is predicted.
     """
-    from asl_eval.train import validation_files
+    from asl_eval.train import validation_items
 
     data_dir = Path(data_dir)
-    files = validation_files(data_dir, valid_pct=valid_pct, seed=seed, check_images=check_images)
-    if expected_files is not None and len(files) != expected_files:
+    items = validation_items(
+        data_dir,
+        valid_pct=valid_pct,
+        seed=seed,
+        check_images=check_images,
+        label_options=label_options,
+    )
+    if expected_files is not None and len(items) != expected_files:
         raise InputError(
-            f"--in-domain {data_dir} gives a validation split of {len(files)} files, but "
+            f"--in-domain {data_dir} gives a validation split of {len(items)} files, but "
             f"training used {expected_files}: the folder is not the one the model was trained "
             "on, or it changed since, so the split would mix in training images."
         )
-    labeled = label_files(
-        files,
-        root=data_dir,
-        classes=model_classes(learner),
-        options=LabelOptions(source="folder"),
-    )
+    classes = set(model_classes(learner))
+    unknown = sorted({label for _, label in items if label not in classes})
+    if unknown:
+        raise InputError(
+            f"--in-domain {data_dir} has labels the model was not trained on "
+            f"({first_few(unknown)}): it is not the training folder, or its labels are read "
+            "differently from training's."
+        )
     return predict_files(
         learner,
-        list(labeled.items),
+        items,
         name=name,
         source=f"validation split of {data_dir}",
-        found=files,
-        entries=labeled.entries,
         batch_size=batch_size,
     )

@@ -12,7 +12,8 @@ The policy, in order:
 
 1. Exact names that are always allowed (:data:`SAFE_GLOBALS`): containers and scalars from
    ``builtins``, ``collections.OrderedDict``, ``functools.partial``, ``pathlib`` paths, the
-   ``inspect``/``typing`` objects fastai stores in transform signatures, and the cloudpickle
+   ``inspect``/``typing`` objects fastai stores in transform signatures, asl-eval's own training
+   label getter (:class:`asl_eval.training_labels.LabelLookup`), and the cloudpickle
    helpers, which are replaced by inert stand-ins that never build code objects.
 2. Names that are always refused: anything outside the allowed packages, any module listed in
    :data:`DENIED_MODULES` (``torch.hub``, ``torch.serialization``, ``fastcore.xtras``,
@@ -109,6 +110,8 @@ SAFE_GLOBALS: frozenset[tuple[str, str]] = frozenset(
             )
         ),
         ("random", "Random"),
+        # the label getter asl-eval's own training uses when labels do not come from folders
+        ("asl_eval.training_labels", "LabelLookup"),
         ("inspect", "Signature"),
         ("inspect", "Parameter"),
         ("inspect", "_ParameterKind"),

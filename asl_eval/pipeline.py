@@ -98,7 +98,7 @@ def _in_domain_predictions(
     learner: Learner, request: ReportRequest, record: Mapping[str, object]
 ) -> Predictions | None:
     from asl_eval.inference import model_classes, predict_validation_split
-    from asl_eval.train import valid_predictions_path
+    from asl_eval.train import recorded_label_options, valid_predictions_path
 
     if request.in_domain is not None:
         config = _training_config(record)
@@ -115,6 +115,7 @@ def _in_domain_predictions(
             valid_pct=float(str(config.get("valid_pct", 0.2))),
             seed=int(str(config.get("seed", 42))),
             check_images=bool(config.get("check_images", True)),
+            label_options=recorded_label_options(record),
             expected_files=int(str(expected)) if expected is not None else None,
             batch_size=request.batch_size,
         )

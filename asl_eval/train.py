@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
-from asl_eval.errors import InputError, TrainingError, first_few
+from asl_eval.errors import InputError, LabelError, TrainingError, first_few
 from asl_eval.inputs import UnreadableImage, discover_images, load_rgb
+from asl_eval.labels import LabelOptions, label_files
 from asl_eval.predictions import LedgerEntry, Predictions
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from fastai.learner import Learner
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -80,43 +82,64 @@ def training_record_path(model_path: str | Path) -> Path:
 
 @dataclass(frozen=True)
 class TrainingItems:
-    """The training folder's images that can be used, and the ledger of those that cannot."""
+    """The training folder's usable images with their labels, the ledger of those that cannot
+    be used, and the label rule that was applied."""
 
-    items: tuple[Path, ...]
+    items: tuple[tuple[Path, str], ...]
     entries: tuple[LedgerEntry, ...]
+    rule: str = "folder"
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        """The usable images, in training order."""
+        return tuple(path for path, _ in self.items)
+
+    @property
+    def follows_folders(self) -> bool:
+        """Whether every label is the parent folder's name (then fastai's ``parent_label``
+        reproduces them, as in the tutorial)."""
+        return all(label == path.parent.name for path, label in self.items)
 
 
-def training_items(data_dir: str | Path, *, check_images: bool = True) -> TrainingItems:
-    """Every image under ``data_dir`` (one subfolder per class), in a fixed order.
+def training_items(
+    data_dir: str | Path,
+    *,
+    check_images: bool = True,
+    label_options: LabelOptions | None = None,
+) -> TrainingItems:
+    """Every labelled image under ``data_dir``, in a fixed order.
 
     Discovery is :func:`asl_eval.inputs.discover_images` (recursive, hidden files skipped).
-    A file directly inside ``data_dir`` has no class folder and is recorded as unlabeled; with
-    ``check_images`` each file is decoded once and an unreadable one is excluded with its
-    reason, instead of stopping training halfway through an epoch.
+    Labels come from :func:`asl_eval.labels.label_files` with ``label_options`` (default: the
+    recipe's parent folder name); a file the rule gives no label is recorded as unlabeled.
+    With ``check_images`` each labelled file is decoded once and an unreadable one is excluded
+    with its reason, instead of stopping training halfway through an epoch.
     """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise InputError(f"Training folder {data_dir} does not exist or is not a folder.")
+    options = label_options or LabelOptions(source="folder")
     discovery = discover_images(data_dir)
-    items: list[Path] = []
-    entries: list[LedgerEntry] = list(discovery.entries)
-    for path in discovery.images:
-        if path.parent == data_dir:
-            entries.append(LedgerEntry(str(path), "unlabeled", reason="not in a class folder"))
-            continue
+    labeled = label_files(list(discovery.images), root=data_dir, options=options)
+    items: list[tuple[Path, str]] = []
+    entries: list[LedgerEntry] = [*discovery.entries, *labeled.entries]
+    for path, label in labeled.items:
         if check_images:
             try:
                 load_rgb(path)
             except UnreadableImage as error:
-                entries.append(
-                    LedgerEntry(str(path), "excluded", error.reason, label=path.parent.name)
-                )
+                entries.append(LedgerEntry(str(path), "excluded", error.reason, label=label))
                 continue
-        items.append(path)
+        items.append((path, label))
     if not items:
         raise InputError(
-            f"Training folder {data_dir} holds no usable images in class subfolders "
+            f"Training folder {data_dir} holds no usable labelled images "
             f"({len(entries)} files set aside: {first_few([e.path for e in entries])})."
+        )
+    if len({label for _, label in items}) < 2:
+        raise InputError(
+            f"Training needs at least two classes; the {labeled.rule} rule labels every usable "
+            f"file in {data_dir} {items[0][1]!r}. Check --labels-from / --label-regex."
         )
     if entries:
         logger.warning(
@@ -126,12 +149,10 @@ def training_items(data_dir: str | Path, *, check_images: bool = True) -> Traini
             data_dir,
             first_few([f"{Path(e.path).name} ({e.reason})" for e in entries]),
         )
-    return TrainingItems(tuple(items), tuple(entries))
+    return TrainingItems(tuple(items), tuple(entries), labeled.rule)
 
 
-def split_items(
-    items: Sequence[Path], *, valid_pct: float, seed: int
-) -> tuple[list[Path], list[Path]]:
+def split_items(items: Sequence[T], *, valid_pct: float, seed: int) -> tuple[list[T], list[T]]:
     """The recipe's ``RandomSplitter(valid_pct, seed)`` applied to ``items``."""
     from fastai.vision.all import RandomSplitter
 
@@ -139,16 +160,41 @@ def split_items(
     return [items[i] for i in train_index], [items[i] for i in valid_index]
 
 
-def validation_files(
-    data_dir: str | Path, *, valid_pct: float, seed: int, check_images: bool = True
-) -> list[Path]:
-    """The files that the recipe's split puts in validation.
+def validation_items(
+    data_dir: str | Path,
+    *,
+    valid_pct: float,
+    seed: int,
+    check_images: bool = True,
+    label_options: LabelOptions | None = None,
+) -> list[tuple[Path, str]]:
+    """The ``(file, label)`` pairs that the recipe's split puts in validation.
 
-    Uses the same listing as training (:func:`training_items`), so on the same folder it gives
-    the same split (``report --in-domain DIR`` relies on it).
+    Uses the same listing and labels as training (:func:`training_items`), so on the same
+    folder with the same options it gives the same split (``report --in-domain DIR`` relies on
+    it; :func:`recorded_label_options` reads training's options back).
     """
-    found = training_items(data_dir, check_images=check_images)
+    found = training_items(data_dir, check_images=check_images, label_options=label_options)
     return split_items(found.items, valid_pct=valid_pct, seed=seed)[1]
+
+
+def validation_files(
+    data_dir: str | Path,
+    *,
+    valid_pct: float,
+    seed: int,
+    check_images: bool = True,
+    label_options: LabelOptions | None = None,
+) -> list[Path]:
+    """The files of :func:`validation_items`."""
+    pairs = validation_items(
+        data_dir,
+        valid_pct=valid_pct,
+        seed=seed,
+        check_images=check_images,
+        label_options=label_options,
+    )
+    return [path for path, _ in pairs]
 
 
 def resolve_arch(arch: str) -> object:
@@ -182,9 +228,14 @@ def _weights_hint(arch: str) -> str:
         return str(folder) + "/"
 
 
-def make_dataloaders(items: Sequence[Path], config: TrainConfig) -> DataLoaders:
-    """The tutorial's DataBlock (``parent_label``, seeded random split, ``Resize``,
-    ``aug_transforms``) over the given image files."""
+def make_dataloaders(found: TrainingItems, config: TrainConfig) -> DataLoaders:
+    """The tutorial's DataBlock (seeded random split, ``Resize``, ``aug_transforms``) over the
+    labelled training files.
+
+    Labels are fastai's ``parent_label`` when every label is the parent folder's name (the
+    recipe, and an export identical to the tutorial's); otherwise they are looked up from
+    ``found`` (:class:`asl_eval.training_labels.LabelLookup`).
+    """
     from fastai.vision.all import (
         CategoryBlock,
         DataBlock,
@@ -196,15 +247,34 @@ def make_dataloaders(items: Sequence[Path], config: TrainConfig) -> DataLoaders:
         set_seed,
     )
 
+    if found.follows_folders:
+        get_y: object = parent_label
+    else:
+        from asl_eval.training_labels import LabelLookup
+
+        get_y = LabelLookup({str(path): label for path, label in found.items}, found.rule)
     set_seed(config.seed, reproducible=True)
     block = DataBlock(
         blocks=(ImageBlock, CategoryBlock),
-        get_y=parent_label,
+        get_y=get_y,
         splitter=RandomSplitter(valid_pct=config.valid_pct, seed=config.seed),
         item_tfms=Resize(config.image_size),
         batch_tfms=aug_transforms() if config.augment else None,
     )
-    return block.dataloaders(list(items), bs=config.batch_size, num_workers=config.num_workers)
+    return block.dataloaders(
+        list(found.paths), bs=config.batch_size, num_workers=config.num_workers
+    )
+
+
+def _forget_training_labels(learner: Learner) -> None:
+    """Drop the per-file label table from the learner's pipelines before it is exported."""
+    from asl_eval.training_labels import LabelLookup
+
+    for dataset in (learner.dls.train_ds, learner.dls.valid_ds):
+        for listing in dataset.tls:
+            for transform in listing.tfms.fs:
+                if isinstance(transform, LabelLookup):
+                    transform.forget()
 
 
 def make_learner(dls: DataLoaders, config: TrainConfig) -> Learner:
@@ -252,6 +322,7 @@ def _write_training_record(
     lr: float,
     valid: Predictions,
     found: TrainingItems,
+    label_options: LabelOptions,
 ) -> Path:
     import fastai
     import torch
@@ -266,6 +337,7 @@ def _write_training_record(
         "classes": list(valid.classes),
         "n_valid": valid.n_images,
         "n_train_files": len(found.items),
+        "labels": _labels_record(found.rule, label_options),
         "not_used": [
             {"path": e.path, "status": e.status, "reason": e.reason} for e in found.entries
         ],
@@ -278,6 +350,50 @@ def _write_training_record(
     path = training_record_path(model_path)
     path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return path
+
+
+def _labels_record(rule: str, options: LabelOptions) -> dict[str, object]:
+    """Where training's labels came from, enough to derive them again
+    (:func:`recorded_label_options`)."""
+    table = options.labels_csv
+    return {
+        "rule": rule,
+        "regex": options.regex if rule == "regex" else None,
+        "labels_csv": str(Path(table).resolve()) if isinstance(table, (str, Path)) else None,
+        "label_map": dict(options.label_map),
+    }
+
+
+def recorded_label_options(record: Mapping[str, object]) -> LabelOptions:
+    """The label options training used, from its record (:func:`read_training_record`).
+
+    A record without them (written before labels were configurable, or no record at all) means
+    the recipe's parent folder names.
+    """
+    labels = record.get("labels")
+    if not isinstance(labels, dict):
+        return LabelOptions(source="folder")
+    rule = labels.get("rule")
+    label_map = labels.get("label_map") or {}
+    if not isinstance(label_map, dict):
+        raise LabelError(f"The training record's label_map is not a mapping: {label_map!r}.")
+    label_map = {str(k): str(v) for k, v in label_map.items()}
+    if rule == "folder":
+        return LabelOptions(source="folder", label_map=label_map)
+    if rule == "filename":
+        return LabelOptions(source="filename", label_map=label_map)
+    if rule == "regex" and isinstance(labels.get("regex"), str):
+        return LabelOptions(source="filename", regex=str(labels["regex"]), label_map=label_map)
+    if rule == "csv":
+        table = labels.get("labels_csv")
+        if not isinstance(table, str):
+            raise LabelError(
+                "Training read its labels from a table given in Python (a DataFrame), which the "
+                "training record cannot hold; the split cannot be re-created from the folder. "
+                "Leave out --in-domain to use the saved validation predictions."
+            )
+        return LabelOptions(source="csv", labels_csv=table, label_map=label_map)
+    raise LabelError(f"The training record names an unknown label rule: {labels!r}.")
 
 
 def read_training_record(model_path: str | Path) -> dict[str, object] | None:
@@ -294,14 +410,25 @@ def read_training_record(model_path: str | Path) -> dict[str, object] | None:
 
 
 def train_model(
-    data_dir: str | Path, out: str | Path, config: TrainConfig | None = None
+    data_dir: str | Path,
+    out: str | Path,
+    config: TrainConfig | None = None,
+    *,
+    label_options: LabelOptions | None = None,
 ) -> TrainResult:
     """Train on ``data_dir``, export the learner to ``out`` and save the validation split's
-    predictions next to it (see :func:`valid_predictions_path`)."""
+    predictions next to it (see :func:`valid_predictions_path`).
+
+    ``label_options`` say where labels come from, as for ``report`` (default: the recipe's
+    parent folder name); there is no model yet, so labels are kept as read, after any
+    ``label_map``, and become the model's classes. Files without a label, like unreadable
+    ones, are set aside and listed in the training record (``strict`` makes them an error).
+    """
     config = config or TrainConfig()
+    label_options = label_options or LabelOptions(source="folder")
     out = Path(out).resolve()
-    found = training_items(data_dir, check_images=config.check_images)
-    dls = make_dataloaders(found.items, config)
+    found = training_items(data_dir, check_images=config.check_images, label_options=label_options)
+    dls = make_dataloaders(found, config)
     learner = make_learner(dls, config)
     with ExitStack() as quiet:
         if not config.show_progress:
@@ -318,9 +445,10 @@ def train_model(
             learner.fit_one_cycle(config.epochs, lr_max=lr)
         predictions = validation_predictions(learner)
     out.parent.mkdir(parents=True, exist_ok=True)
+    _forget_training_labels(learner)
     learner.export(out)
     predictions_path = predictions.save(valid_predictions_path(out))
-    _write_training_record(out, data_dir, config, lr, predictions, found)
+    _write_training_record(out, data_dir, config, lr, predictions, found, label_options)
     safe_weights = None
     if config.safe_copy:
         from asl_eval.safe_format import export_safe

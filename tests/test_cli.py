@@ -280,3 +280,62 @@ def test_set_names_must_be_unique(sets: list[str], tmp_path: Path) -> None:
     result = runner.invoke(app, ["report", str(tmp_path / "m.pkl"), *sets])
     assert result.exit_code == 1
     assert "Set names must be unique" in result.stderr
+
+
+def test_train_with_label_regex_then_report_recreates_its_split(tiny_data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`train --label-regex` on a flat folder; `report --in-domain` reads the rule back from
+    the training record and rebuilds exactly the saved validation split."""
+    import shutil
+
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for label in ("A", "B", "del"):
+        for n, frame in enumerate(sorted((tiny_data.train / label).iterdir())):
+            shutil.copy(frame, flat / f"{n}_{label}.jpg")
+    model = tmp_path / "m.pkl"
+    quick = ["--no-pretrained", "--no-augment", "--image-size", "32", "--epochs", "1"]
+    trained = runner.invoke(
+        app,
+        [
+            "train",
+            str(flat),
+            "--out",
+            str(model),
+            *quick,
+            "--label-regex",
+            r"^\d+_(.+)\.jpg$",
+            "--label-map",
+            "del=delete",
+        ],
+    )
+    assert trained.exit_code == 0, trained.output
+    saved = Predictions.load(tmp_path / "m.valid.parquet")
+    assert saved.classes == ("A", "B", "delete")
+    reported = runner.invoke(
+        app, ["report", str(model), "--in-domain", str(flat), "--no-cam", "--out", str(tmp_path)]
+    )
+    assert reported.exit_code == 0, reported.output
+    valid = json.loads((tmp_path / "m.json").read_text())["sets"][0]
+    assert valid["n_images"] == saved.n_images == int(0.2 * 3 * 12)
+    assert valid["accuracy"] == pytest.approx(accuracy_score(saved.y_true, saved.y_pred))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--labels-from", "folder", "--label-regex", "(.)"], "cannot be combined"),
+        (["--label-regex", "no group"], "group"),
+        (["--labels-from", "csv"], "needs --labels-csv"),
+    ],
+)
+def test_train_label_option_errors_exit_1(
+    tiny_data,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    options: list[str],
+    message: str,
+) -> None:
+    out = tmp_path / "m.pkl"
+    result = runner.invoke(app, ["train", str(tiny_data.train), "--out", str(out), *options])
+    assert result.exit_code == 1, result.output
+    assert message in result.stderr
+    assert not out.exists()

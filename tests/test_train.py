@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,12 +10,14 @@ import numpy as np
 import pytest
 
 from asl_eval.demo_data import ASL_CLASSES
-from asl_eval.errors import InputError, TrainingError
+from asl_eval.errors import InputError, LabelError, TrainingError
 from asl_eval.inference import predict_validation_split
+from asl_eval.labels import LabelOptions
 from asl_eval.predictions import Predictions
 from asl_eval.train import (
     TrainConfig,
     read_training_record,
+    recorded_label_options,
     train_model,
     training_record_path,
     validation_files,
@@ -123,10 +126,208 @@ def test_unusable_training_files_are_set_aside_and_recorded(tiny_data, tmp_path:
     record = read_training_record(result.model_path)
     assert record is not None and record["n_train_files"] == 3 * 12
     reasons = {Path(e["path"]).name: (e["status"], e["reason"]) for e in record["not_used"]}
-    assert reasons["stray.jpg"] == ("unlabeled", "not in a class folder")
+    assert reasons["stray.jpg"] == (
+        "unlabeled",
+        "file directly in the input folder (no class subfolder)",
+    )
     assert reasons["broken.jpg"][0] == reasons["notes.jpg"][0] == "excluded"
     assert "zero" in reasons["broken.jpg"][1]
     valid = Predictions.load(result.valid_predictions_path)
     assert valid.classes == ("A", "B", "C")
     assert valid.n_images == int(0.2 * 36)
     assert not {p.rsplit("/", 1)[-1] for p in valid.paths} & set(reasons)
+
+
+# -- labels other than the class folders' names -----------------------------------------------
+
+FLAT_REGEX = r"^sign-(?P<label>[A-Za-z]+)-\d+\.jpg$"
+QUICK = TrainConfig(
+    image_size=32, epochs=1, batch_size=16, pretrained=False, augment=False, show_progress=False
+)
+
+
+def _pickled_globals(model: Path) -> set[str]:
+    from asl_eval.pickle_scan import pickle_streams, scan_pickle_bytes
+
+    names: set[str] = set()
+    for _, stream in pickle_streams(model.read_bytes()):
+        found, _ = scan_pickle_bytes(stream)
+        names.update(g.dotted for g in found)
+    return names
+
+
+def _pickle_bytes(model: Path) -> bytes:
+    from asl_eval.pickle_scan import pickle_streams
+
+    return b"".join(stream for _, stream in pickle_streams(model.read_bytes()))
+
+
+@pytest.fixture(scope="module")
+def flat_data(tiny_data, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
+    """Five classes in one flat folder, labelled only by file name (``sign-B-3.jpg``), and two
+    files the regex does not label."""
+    import shutil
+
+    flat = tmp_path_factory.mktemp("flat")
+    for label in ("A", "B", "C", "del", "space"):
+        for n, frame in enumerate(sorted((tiny_data.train / label).iterdir())):
+            shutil.copy(frame, flat / f"sign-{label}-{n}.jpg")
+    shutil.copy(tiny_data.train / "A" / "A1.jpg", flat / "cover photo.jpg")
+    (flat / "sub").mkdir()
+    shutil.copy(tiny_data.train / "B" / "B1.jpg", flat / "sub" / "sign-B-x.jpg")
+    return flat
+
+
+@pytest.fixture(scope="module")
+def regex_model(flat_data: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    out = tmp_path_factory.mktemp("regex_model") / "m.pkl"
+    options = LabelOptions(regex=FLAT_REGEX, label_map={"del": "delete"})
+    config = dataclasses.replace(QUICK, safe_copy=True)
+    return train_model(flat_data, out, config, label_options=options)
+
+
+def test_training_labels_from_a_file_name_regex(flat_data: Path, regex_model) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    valid = Predictions.load(regex_model.valid_predictions_path)
+    # the label map renames a label before it becomes a class
+    assert valid.classes == ("A", "B", "C", "delete", "space")
+    pattern = re.compile(FLAT_REGEX)
+    for path, truth in zip(valid.paths, valid.y_true, strict=True):
+        label = pattern.match(Path(path).name)["label"]  # type: ignore[index]
+        assert valid.classes[truth] == {"del": "delete"}.get(label, label)
+    record = read_training_record(regex_model.model_path)
+    assert record is not None
+    assert record["n_train_files"] == 5 * 12
+    assert record["labels"] == {
+        "rule": "regex",
+        "regex": FLAT_REGEX,
+        "labels_csv": None,
+        "label_map": {"del": "delete"},
+    }
+    not_used = {Path(e["path"]).name: (e["status"], e["reason"]) for e in record["not_used"]}
+    assert not_used == {
+        "cover photo.jpg": ("unlabeled", "file name does not match --label-regex"),
+        "sign-B-x.jpg": ("unlabeled", "file name does not match --label-regex"),
+    }
+    assert valid.n_images == int(0.2 * 5 * 12)
+
+
+def test_regex_trained_model_loads_safely_and_ships_no_training_paths(regex_model) -> None:  # type: ignore[no-untyped-def]
+    from asl_eval.inference import model_classes
+    from asl_eval.loading import load_learner_file
+
+    model = regex_model.model_path
+    assert "asl_eval.training_labels.LabelLookup" in _pickled_globals(model)
+    assert b"sign-A-0" not in _pickle_bytes(model)
+    learner = load_learner_file(model)  # the safe loader, no trust needed
+    assert model_classes(learner) == ("A", "B", "C", "delete", "space")
+    getter = learner.dls.train_ds.tls[1].tfms.fs[0]
+    assert getter.rule == "regex" and getter.labels == {}
+    with pytest.raises(LabelError, match="keeps the rule"):
+        getter(Path("sign-A-0.jpg"))
+    safe = load_learner_file(regex_model.safe_weights_path)  # the safetensors + JSON copy
+    assert model_classes(safe) == model_classes(learner)
+
+
+def test_in_domain_split_is_recreated_with_trainings_labels(flat_data: Path, regex_model) -> None:  # type: ignore[no-untyped-def]
+    from asl_eval.loading import load_learner_file
+
+    record = read_training_record(regex_model.model_path)
+    assert record is not None
+    options = recorded_label_options(record)
+    learner = load_learner_file(regex_model.model_path)
+    saved = Predictions.load(regex_model.valid_predictions_path)
+    again = predict_validation_split(
+        learner, flat_data, valid_pct=0.2, seed=42, label_options=options
+    )
+    assert list(again.paths) == list(saved.paths)
+    np.testing.assert_array_equal(again.y_true, saved.y_true)
+    np.testing.assert_allclose(again.y_proba, saved.y_proba, atol=1e-5)
+    # read by folder (the default) the same folder is another data set: refused, not mixed
+    with pytest.raises(InputError, match="at least two classes"):
+        predict_validation_split(learner, flat_data, valid_pct=0.2, seed=42)
+
+
+def test_tutorial_folders_keep_fastais_parent_label(tiny_model) -> None:  # type: ignore[no-untyped-def]
+    names = _pickled_globals(tiny_model.path)
+    assert "fastai.data.transforms.parent_label" in names
+    assert "asl_eval.training_labels.LabelLookup" not in names
+    record = read_training_record(tiny_model.path)
+    assert record is not None and record["labels"]["rule"] == "folder"
+
+
+def test_strict_training_refuses_unlabeled_files(flat_data: Path, tmp_path: Path) -> None:
+    options = LabelOptions(regex=FLAT_REGEX, strict=True)
+    with pytest.raises(LabelError, match="2 have no label"):
+        train_model(flat_data, tmp_path / "m.pkl", QUICK, label_options=options)
+    assert not (tmp_path / "m.pkl").exists()
+
+
+def test_a_rule_that_finds_one_class_is_refused(flat_data: Path, tmp_path: Path) -> None:
+    options = LabelOptions(regex=r"^(sign)-")
+    with pytest.raises(InputError, match="at least two classes"):
+        train_model(flat_data, tmp_path / "m.pkl", QUICK, label_options=options)
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        (None, LabelOptions(source="folder")),
+        (
+            {"rule": "folder", "regex": None, "labels_csv": None, "label_map": {"a": "A"}},
+            LabelOptions(source="folder", label_map={"a": "A"}),
+        ),
+        (
+            {"rule": "filename", "regex": None, "labels_csv": None, "label_map": {}},
+            LabelOptions(source="filename"),
+        ),
+        (
+            {"rule": "regex", "regex": "^(.)", "labels_csv": None, "label_map": {}},
+            LabelOptions(source="filename", regex="^(.)"),
+        ),
+    ],
+)
+def test_recorded_label_options(labels: dict[str, object] | None, expected: LabelOptions) -> None:
+    record = {} if labels is None else {"labels": labels}
+    assert recorded_label_options(record) == expected
+
+
+def test_recorded_csv_labels(tmp_path: Path) -> None:
+    table = tmp_path / "labels.csv"
+    record = {"labels": {"rule": "csv", "regex": None, "labels_csv": str(table), "label_map": {}}}
+    assert recorded_label_options(record).labels_csv == str(table)
+    record["labels"]["labels_csv"] = None  # a DataFrame was given in Python
+    with pytest.raises(LabelError, match="DataFrame"):
+        recorded_label_options(record)
+    with pytest.raises(LabelError, match="unknown label rule"):
+        recorded_label_options({"labels": {"rule": "astrology"}})
+
+
+def test_training_labels_from_a_csv_table(tiny_data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A path,label table over files whose folders say nothing; relative paths are relative
+    to the training folder, and an image the table does not list is set aside."""
+    import shutil
+
+    data = tmp_path / "shots"
+    rows = ["path,label"]
+    for label in ("A", "B", "C"):
+        for n, frame in enumerate(sorted((tiny_data.train / label).iterdir())):
+            target = data / f"batch{n % 2}" / f"{label}{n}.jpg"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(frame, target)
+            rows.append(f"{target.relative_to(data)},{label.lower()}")
+    shutil.copy(tiny_data.train / "A" / "A1.jpg", data / "batch0" / "unlisted.jpg")
+    table = tmp_path / "labels.csv"
+    table.write_text("\n".join(rows) + "\n")
+    result = train_model(
+        data, tmp_path / "m.pkl", QUICK, label_options=LabelOptions(labels_csv=table)
+    )
+    valid = Predictions.load(result.valid_predictions_path)
+    assert valid.classes == ("a", "b", "c")
+    for path, truth in zip(valid.paths, valid.y_true, strict=True):
+        assert valid.classes[truth] == Path(path).name[0].lower()
+    record = read_training_record(result.model_path)
+    assert record is not None
+    assert [Path(e["path"]).name for e in record["not_used"]] == ["unlisted.jpg"]
+    assert recorded_label_options(record).labels_csv == str(table.resolve())
