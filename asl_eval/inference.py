@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from asl_eval.errors import InputError, first_few
+from asl_eval.errors import AslEvalError, InputError, first_few
 from asl_eval.inputs import UnreadableImage, discover_images, load_rgb
 from asl_eval.labels import LabelOptions, label_files
 from asl_eval.predictions import Ledger, LedgerEntry, Predictions
@@ -169,13 +169,20 @@ def predict_validation_split(
     from asl_eval.train import validation_items
 
     data_dir = Path(data_dir)
-    items = validation_items(
-        data_dir,
-        valid_pct=valid_pct,
-        seed=seed,
-        check_images=check_images,
-        label_options=label_options,
-    )
+    try:
+        items = validation_items(
+            data_dir,
+            valid_pct=valid_pct,
+            seed=seed,
+            check_images=check_images,
+            label_options=label_options,
+        )
+    except AslEvalError as error:
+        raise InputError(
+            f"--in-domain {data_dir} cannot be split and labelled as training did, with the "
+            f"options in the training record: {error} Leave out --in-domain to use the saved "
+            "validation predictions."
+        ) from error
     if expected_files is not None and len(items) != expected_files:
         raise InputError(
             f"--in-domain {data_dir} gives a validation split of {len(items)} files, but "

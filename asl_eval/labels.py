@@ -597,11 +597,13 @@ def _label(
     reading = readings[best]
     if paths and reading.n_labeled == 0:
         tried = ", ".join(_RULE_DESCRIPTIONS[r] for r in rules)
+        untried = [f"--labels-from {r}" for r in ("folder", "filename") if r not in rules]
+        fixes = ["--label-regex RE", "--labels-csv FILE", *untried]
         return fail(
             f"None of the {len(paths)} files has a label (tried: {tried}): "
             f"{first_few([str(p) for p in paths])}. Expected class subfolders (A/A1234.jpg) or "
-            "names like A_test.jpg, X0023_test.jpg; pass --label-regex RE, --labels-csv FILE "
-            "or --labels-from folder."
+            f"names like A_test.jpg, X0023_test.jpg; pass {', '.join(fixes[:-1])} "
+            f"or {fixes[-1]}."
         )
     for other in rules:
         if other == best or readings[other].n_labeled == 0:
@@ -647,14 +649,15 @@ def _label(
             parts.append(
                 f"{len(unlabeled)} have no label: {first_few([e.path for e in unlabeled])}"
             )
+        fix = "Add --label-map LABEL=CLASS entries, fix" if unknown else "Fix"
         return _Outcome(
             readings,
             reading,
             labeled,
             LabelError(
-                f"--strict: {len(entries)} of {len(paths)} files cannot be evaluated; "
+                f"--strict: {len(entries)} of {len(paths)} files cannot be used; "
                 + "; ".join(parts)
-                + ". Add --label-map LABEL=CLASS entries, fix the files, or drop --strict."
+                + f". {fix} the files or the label rule, or drop --strict."
             ),
         )
     return _Outcome(readings, reading, labeled, None)

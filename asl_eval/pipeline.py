@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from asl_eval.errors import AslEvalError, InputError, ReportError
+from asl_eval.errors import AslEvalError, InputError, LabelError, ReportError
 from asl_eval.labels import LabelOptions
 from asl_eval.predictions import Predictions
 
@@ -109,13 +109,20 @@ def _in_domain_predictions(
                 request.model,
             )
         expected = record.get("n_valid")
+        try:
+            label_options = recorded_label_options(record)
+        except LabelError as error:
+            raise InputError(
+                f"--in-domain {request.in_domain}: {error} Leave out --in-domain to use the "
+                "saved validation predictions."
+            ) from error
         return predict_validation_split(
             learner,
             request.in_domain,
             valid_pct=float(str(config.get("valid_pct", 0.2))),
             seed=int(str(config.get("seed", 42))),
             check_images=bool(config.get("check_images", True)),
-            label_options=recorded_label_options(record),
+            label_options=label_options,
             expected_files=int(str(expected)) if expected is not None else None,
             batch_size=request.batch_size,
         )

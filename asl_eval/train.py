@@ -10,6 +10,7 @@ resnet18, ``CrossEntropyLossFlat``, Adam, metrics error rate and accuracy, then
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -121,6 +122,14 @@ def training_items(
     options = label_options or LabelOptions(source="folder")
     discovery = discover_images(data_dir)
     labeled = label_files(list(discovery.images), root=data_dir, options=options)
+    read = set(labeled.alignment.mapping) if labeled.alignment is not None else set()
+    unused_map = sorted(set(options.label_map) - read)
+    if unused_map:
+        raise LabelError(
+            f"--label-map names labels that the {labeled.rule} rule finds on no file in "
+            f"{data_dir}: {first_few(unused_map)} (labels found: "
+            f"{first_few(sorted(read), limit=10)}). Fix the typo or drop the entry."
+        )
     items: list[tuple[Path, str]] = []
     entries: list[LedgerEntry] = [*discovery.entries, *labeled.entries]
     for path, label in labeled.items:
@@ -138,8 +147,8 @@ def training_items(
         )
     if len({label for _, label in items}) < 2:
         raise InputError(
-            f"Training needs at least two classes; the {labeled.rule} rule labels every usable "
-            f"file in {data_dir} {items[0][1]!r}. Check --labels-from / --label-regex."
+            f"The {labeled.rule} rule gives every usable file in {data_dir} the same label, "
+            f"{items[0][1]!r}, and a classifier needs at least two classes."
         )
     if entries:
         logger.warning(
@@ -253,6 +262,12 @@ def make_dataloaders(found: TrainingItems, config: TrainConfig) -> DataLoaders:
         from asl_eval.training_labels import LabelLookup
 
         get_y = LabelLookup({str(path): label for path, label in found.items}, found.rule)
+        logger.info(
+            "labels by the %s rule, not parent folders: the exported model names "
+            "asl_eval.training_labels.LabelLookup, so loading it needs asl-eval installed "
+            "(--safe-copy writes a copy that loads without it)",
+            found.rule,
+        )
     set_seed(config.seed, reproducible=True)
     block = DataBlock(
         blocks=(ImageBlock, CategoryBlock),
@@ -356,12 +371,18 @@ def _labels_record(rule: str, options: LabelOptions) -> dict[str, object]:
     """Where training's labels came from, enough to derive them again
     (:func:`recorded_label_options`)."""
     table = options.labels_csv
+    csv_file = Path(table).resolve() if rule == "csv" and isinstance(table, (str, Path)) else None
     return {
         "rule": rule,
         "regex": options.regex if rule == "regex" else None,
-        "labels_csv": str(Path(table).resolve()) if isinstance(table, (str, Path)) else None,
+        "labels_csv": str(csv_file) if csv_file else None,
+        "labels_csv_sha256": _file_sha256(csv_file) if csv_file else None,
         "label_map": dict(options.label_map),
     }
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def recorded_label_options(record: Mapping[str, object]) -> LabelOptions:
@@ -382,15 +403,28 @@ def recorded_label_options(record: Mapping[str, object]) -> LabelOptions:
         return LabelOptions(source="folder", label_map=label_map)
     if rule == "filename":
         return LabelOptions(source="filename", label_map=label_map)
-    if rule == "regex" and isinstance(labels.get("regex"), str):
-        return LabelOptions(source="filename", regex=str(labels["regex"]), label_map=label_map)
+    if rule == "regex":
+        regex = labels.get("regex")
+        if not isinstance(regex, str):
+            raise LabelError("The training record names the regex rule but holds no regex.")
+        return LabelOptions(source="filename", regex=regex, label_map=label_map)
     if rule == "csv":
         table = labels.get("labels_csv")
         if not isinstance(table, str):
             raise LabelError(
                 "Training read its labels from a table given in Python (a DataFrame), which the "
-                "training record cannot hold; the split cannot be re-created from the folder. "
-                "Leave out --in-domain to use the saved validation predictions."
+                "training record cannot hold, so its labels cannot be read again."
+            )
+        try:
+            digest = _file_sha256(Path(table))
+        except OSError as error:
+            raise LabelError(
+                f"The labels CSV training used, {table}, cannot be read ({error.strerror})."
+            ) from None
+        if labels.get("labels_csv_sha256") not in (None, digest):
+            raise LabelError(
+                f"The labels CSV training used, {table}, has changed since training, so its "
+                "labels would not be training's."
             )
         return LabelOptions(source="csv", labels_csv=table, label_map=label_map)
     raise LabelError(f"The training record names an unknown label rule: {labels!r}.")

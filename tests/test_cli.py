@@ -318,6 +318,18 @@ def test_train_with_label_regex_then_report_recreates_its_split(tiny_data, tmp_p
     valid = json.loads((tmp_path / "m.json").read_text())["sets"][0]
     assert valid["n_images"] == saved.n_images == int(0.2 * 3 * 12)
     assert valid["accuracy"] == pytest.approx(accuracy_score(saved.y_true, saved.y_pred))
+    # a record whose label rule cannot be read back: exit 1 with the way out, no report
+    record_path = tmp_path / "m.train.json"
+    record = json.loads(record_path.read_text())
+    record["labels"]["regex"] = None
+    record_path.write_text(json.dumps(record))
+    broken = runner.invoke(
+        app,
+        ["report", str(model), "--in-domain", str(flat), "--no-cam", "--out", str(tmp_path / "b")],
+    )
+    assert broken.exit_code == 1
+    assert "holds no regex" in broken.stderr and "Leave out --in-domain" in broken.stderr
+    assert not (tmp_path / "b").exists()
 
 
 @pytest.mark.parametrize(

@@ -346,7 +346,7 @@ def test_strict_turns_unknown_labels_into_an_error(tmp_path: Path) -> None:
     paths = touch(tmp_path, "a/1.png", "7/2.png", "loose.png")
     with pytest.raises(
         LabelError,
-        match=r"--strict: 2 of 3 files cannot be evaluated; 1 have labels that are not model "
+        match=r"--strict: 2 of 3 files cannot be used; 1 have labels that are not model "
         r"classes \(7\).*1 have no label",
     ):
         label_files(paths, root=tmp_path, classes=ASL_CLASSES, options=LabelOptions(strict=True))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 
@@ -162,6 +163,31 @@ def _pickle_bytes(model: Path) -> bytes:
     return b"".join(stream for _, stream in pickle_streams(model.read_bytes()))
 
 
+def _assert_split_recreated(result, data_dir: Path):  # type: ignore[no-untyped-def]
+    """Re-create the validation split with the labels recorded in training's record and check
+    it is exactly the saved one: same files in the same order, same labels, same probabilities.
+    Returns the loaded learner."""
+    from asl_eval.loading import load_learner_file
+
+    record = read_training_record(result.model_path)
+    assert record is not None
+    learner = load_learner_file(result.model_path)
+    saved = Predictions.load(result.valid_predictions_path)
+    again = predict_validation_split(
+        learner,
+        data_dir,
+        valid_pct=0.2,
+        seed=42,
+        label_options=recorded_label_options(record),
+        expected_files=record["n_valid"],
+    )
+    assert again.classes == saved.classes
+    assert list(again.paths) == list(saved.paths)
+    np.testing.assert_array_equal(again.y_true, saved.y_true)
+    np.testing.assert_allclose(again.y_proba, saved.y_proba, atol=1e-5)
+    return learner
+
+
 @pytest.fixture(scope="module")
 def flat_data(tiny_data, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
     """Five classes in one flat folder, labelled only by file name (``sign-B-3.jpg``), and two
@@ -203,6 +229,7 @@ def test_training_labels_from_a_file_name_regex(flat_data: Path, regex_model) ->
         "rule": "regex",
         "regex": FLAT_REGEX,
         "labels_csv": None,
+        "labels_csv_sha256": None,
         "label_map": {"del": "delete"},
     }
     not_used = {Path(e["path"]).name: (e["status"], e["reason"]) for e in record["not_used"]}
@@ -231,21 +258,10 @@ def test_regex_trained_model_loads_safely_and_ships_no_training_paths(regex_mode
 
 
 def test_in_domain_split_is_recreated_with_trainings_labels(flat_data: Path, regex_model) -> None:  # type: ignore[no-untyped-def]
-    from asl_eval.loading import load_learner_file
 
-    record = read_training_record(regex_model.model_path)
-    assert record is not None
-    options = recorded_label_options(record)
-    learner = load_learner_file(regex_model.model_path)
-    saved = Predictions.load(regex_model.valid_predictions_path)
-    again = predict_validation_split(
-        learner, flat_data, valid_pct=0.2, seed=42, label_options=options
-    )
-    assert list(again.paths) == list(saved.paths)
-    np.testing.assert_array_equal(again.y_true, saved.y_true)
-    np.testing.assert_allclose(again.y_proba, saved.y_proba, atol=1e-5)
+    learner = _assert_split_recreated(regex_model, flat_data)
     # read by folder (the default) the same folder is another data set: refused, not mixed
-    with pytest.raises(InputError, match="at least two classes"):
+    with pytest.raises(InputError, match="cannot be split and labelled as training did"):
         predict_validation_split(learner, flat_data, valid_pct=0.2, seed=42)
 
 
@@ -295,13 +311,22 @@ def test_recorded_label_options(labels: dict[str, object] | None, expected: Labe
 
 def test_recorded_csv_labels(tmp_path: Path) -> None:
     table = tmp_path / "labels.csv"
-    record = {"labels": {"rule": "csv", "regex": None, "labels_csv": str(table), "label_map": {}}}
-    assert recorded_label_options(record).labels_csv == str(table)
-    record["labels"]["labels_csv"] = None  # a DataFrame was given in Python
+    labels = {"rule": "csv", "regex": None, "labels_csv": str(table), "label_map": {}}
+    with pytest.raises(LabelError, match="cannot be read"):
+        recorded_label_options({"labels": labels})
+    table.write_text("path,label\na.jpg,A\n")
+    assert recorded_label_options({"labels": labels}).labels_csv == str(table)
+    digest = hashlib.sha256(table.read_bytes()).hexdigest()
+    assert recorded_label_options({"labels": {**labels, "labels_csv_sha256": digest}})
+    table.write_text("path,label\na.jpg,B\n")
+    with pytest.raises(LabelError, match="has changed since training"):
+        recorded_label_options({"labels": {**labels, "labels_csv_sha256": digest}})
     with pytest.raises(LabelError, match="DataFrame"):
-        recorded_label_options(record)
+        recorded_label_options({"labels": {**labels, "labels_csv": None}})
     with pytest.raises(LabelError, match="unknown label rule"):
         recorded_label_options({"labels": {"rule": "astrology"}})
+    with pytest.raises(LabelError, match="holds no regex"):
+        recorded_label_options({"labels": {"rule": "regex", "regex": None}})
 
 
 def test_training_labels_from_a_csv_table(tiny_data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -331,3 +356,23 @@ def test_training_labels_from_a_csv_table(tiny_data, tmp_path: Path) -> None:  #
     assert record is not None
     assert [Path(e["path"]).name for e in record["not_used"]] == ["unlisted.jpg"]
     assert recorded_label_options(record).labels_csv == str(table.resolve())
+    _assert_split_recreated(result, data)
+
+
+def test_training_label_map_on_class_folders(tiny_data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A --label-map over folder labels renames a class; the model then needs the lookup
+    (parent_label would give the folder's name), and its split is re-created with the map."""
+    import shutil
+
+    data = tmp_path / "train"
+    for label in ("A", "B", "del"):
+        shutil.copytree(tiny_data.train / label, data / label)
+    options = LabelOptions(source="folder", label_map={"del": "delete"})
+    result = train_model(data, tmp_path / "m.pkl", QUICK, label_options=options)
+    assert Predictions.load(result.valid_predictions_path).classes == ("A", "B", "delete")
+    assert "asl_eval.training_labels.LabelLookup" in _pickled_globals(result.model_path)
+    _assert_split_recreated(result, data)
+    typo = LabelOptions(source="folder", label_map={"dle": "delete"})
+    with pytest.raises(LabelError, match=r"finds on no file .*: dle \(labels found: A, B, del\)"):
+        train_model(data, tmp_path / "typo.pkl", QUICK, label_options=typo)
+    assert not (tmp_path / "typo.pkl").exists()
