@@ -524,6 +524,7 @@ def _read(
     root: Path,
     options: LabelOptions,
     classes: Sequence[str] | None,
+    table: Mapping[str, str] | None = None,
 ) -> _Reading:
     matched_by: list[str | None] = [None] * len(paths)
     labels: list[str | None]
@@ -537,7 +538,8 @@ def _read(
         compiled = compile_label_regex(options.regex or "")
         labels = [regex_label(p, compiled) for p in paths]
     else:
-        table = read_labels_table(options.labels_csv, root=root)  # type: ignore[arg-type]
+        if table is None:
+            table = read_labels_table(options.labels_csv, root=root)  # type: ignore[arg-type]
         labels = [table.get(_path_key(p)) or None for p in paths]
     alignment = _align(
         (label for label in labels if label is not None), classes, dict(options.label_map)
@@ -568,6 +570,7 @@ class _Outcome:
     chosen: _Reading | None
     labeled: LabeledFiles | None
     error: LabelError | None
+    table: Mapping[str, str] | None = None  # the labels CSV, read once, when it was a candidate
 
 
 def _label(
@@ -588,10 +591,13 @@ def _label(
     read_rules = list(rules)
     if preview:  # show what the folder and built-in rules would give, whatever was chosen
         read_rules += [r for r in ("folder", "filename") if r not in rules]
-    readings = {rule: _read(rule, paths, root, options, classes) for rule in read_rules}
+    table = None
+    if "csv" in rules:
+        table = read_labels_table(options.labels_csv, root=root)  # type: ignore[arg-type]
+    readings = {rule: _read(rule, paths, root, options, classes, table) for rule in read_rules}
 
     def fail(message: str, chosen: _Reading | None = None) -> _Outcome:
-        return _Outcome(readings, chosen, None, LabelError(message))
+        return _Outcome(readings, chosen, None, LabelError(message), table)
 
     best = max(rules, key=lambda r: (readings[r].n_aligned, readings[r].n_labeled))
     reading = readings[best]
@@ -659,8 +665,9 @@ def _label(
                 + "; ".join(parts)
                 + f". {fix} the files or the label rule, or drop --strict."
             ),
+            table,
         )
-    return _Outcome(readings, reading, labeled, None)
+    return _Outcome(readings, reading, labeled, None, table)
 
 
 def label_files(
@@ -707,20 +714,20 @@ def label_files(
     if labeled is None:  # pragma: no cover - _label sets error or labeled
         raise LabelError("internal error: no labels and no error")
     if outcome.chosen is not None and outcome.chosen.rule == "csv":
-        _warn_unused_rows(paths, Path(root), options)
+        _warn_unused_rows(paths, Path(root), outcome.table)
     return labeled
 
 
-def _unused_rows(paths: Sequence[Path], root: Path, options: LabelOptions) -> list[str]:
-    if options.labels_csv is None:
+def _unused_rows(paths: Sequence[Path], table: Mapping[str, str] | None) -> list[str]:
+    """Rows of the labels table that name none of ``paths``."""
+    if table is None:
         return []
-    table = read_labels_table(options.labels_csv, root=root)
     found = {_path_key(p) for p in paths}
     return sorted(k for k in table if k not in found)
 
 
-def _warn_unused_rows(paths: Sequence[Path], root: Path, options: LabelOptions) -> None:
-    unused = _unused_rows(paths, root, options)
+def _warn_unused_rows(paths: Sequence[Path], root: Path, table: Mapping[str, str] | None) -> None:
+    unused = _unused_rows(paths, table)
     if unused:
         warnings.warn(
             f"{len(unused)} rows of the labels CSV name no image found under {root}: "
@@ -970,7 +977,7 @@ def preview_labels(
         not_in_classes = dict(sorted(unknown.items()))
         counts = Counter(label for label in chosen.labels if label is not None)
         alignment = chosen.alignment.to_records(counts)
-    unused = _unused_rows(paths, discovery.root, options) if options.labels_csv is not None else []
+    unused = _unused_rows(paths, outcome.table)
     return LabelPreview(
         folder=str(folder),
         n_found=discovery.n_found,

@@ -442,6 +442,31 @@ def test_labels_csv_relative_and_absolute_paths(tmp_path: Path) -> None:
     }
 
 
+def test_labels_csv_is_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Labelling and the dry run read the table once, unused-row check included (a spy around
+    the real reader, which still does the work)."""
+    import asl_eval.labels as labels_module
+
+    paths = touch(tmp_path, "p.png", "q.png")
+    csv = tmp_path / "l.csv"
+    csv.write_text("path,label\np.png,A\nq.png,B\ngone.png,C\n")
+    calls: list[object] = []
+    real = labels_module.read_labels_table
+
+    def spy(table: object, *, root: Path) -> dict[str, str]:
+        calls.append(table)
+        return real(table, root=root)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(labels_module, "read_labels_table", spy)
+    with pytest.warns(UserWarning, match="1 rows of the labels CSV"):
+        label_files(paths, root=tmp_path, classes=ASL_CLASSES, options=LabelOptions(labels_csv=csv))
+    assert calls == [csv]
+    calls.clear()
+    preview = preview_labels(tmp_path, options=LabelOptions(labels_csv=csv))
+    assert [Path(row).name for row in preview.unused_csv_rows] == ["gone.png"]
+    assert calls == [csv]
+
+
 def test_former_option_name_csv_path_still_works(tmp_path: Path) -> None:
     paths = touch(tmp_path, "p.png")
     (tmp_path / "l.csv").write_text("path,label\np.png,A\n")
