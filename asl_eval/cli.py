@@ -170,7 +170,7 @@ def train(
         str | None,
         typer.Option(
             help="Where labels come from: auto, folder, filename or csv "
-            "[default: folder, or what --label-regex/--labels-csv imply]."
+            "(default: folder, or the source --label-regex/--labels-csv imply)."
         ),
     ] = None,
     label_regex: LabelRegex = None,

@@ -351,3 +351,9 @@ def test_train_label_option_errors_exit_1(
     assert result.exit_code == 1, result.output
     assert message in result.stderr
     assert not out.exists()
+
+
+def test_train_help_states_the_label_default() -> None:
+    result = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "(default: folder, or the source --label-regex/--labels-csv imply)" in result.stdout
