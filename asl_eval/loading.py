@@ -18,11 +18,13 @@ from __future__ import annotations
 import logging
 import pickle
 import re
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from asl_eval.errors import ModelLoadError, UnsafeModelError, first_few
 from asl_eval.pickle_scan import (
+    ALLOWED_PACKAGES,
     PickleFormatError,
     PickleGlobal,
     import_policy,
@@ -87,14 +89,21 @@ def _format_error(path: Path, error: PickleFormatError) -> ModelLoadError:
     )
 
 
+def _looks_like_own_code(module: str) -> bool:
+    """Whether a refused import comes from the user's code: ``__main__`` or a package that is
+    neither the standard library nor one the allowlist knows (so not ``os.system`` nor a refused
+    name in an allowed package, such as ``torch.hub.load``)."""
+    top = module.split(".", 1)[0]
+    if module == "__main__":
+        return True
+    known = top in sys.stdlib_module_names or top in ALLOWED_PACKAGES or top == "__builtin__"
+    return not (known or top.startswith("<"))
+
+
 def _unsafe_error(path: Path, refused: list[tuple[PickleGlobal, str]]) -> UnsafeModelError:
     """The error naming what a pickle would import, and how to proceed."""
     names = [f"{item.dotted} ({reason})" for item, reason in refused]
-    own_code = [
-        item.dotted
-        for item, _ in refused
-        if item.module == "__main__" or item.module.split(".")[0] not in _KNOWN_DANGEROUS
-    ]
+    own_code = [item.dotted for item, _ in refused if _looks_like_own_code(item.module)]
     hint = ""
     if own_code and len(own_code) == len(refused):
         hint = (
@@ -106,34 +115,6 @@ def _unsafe_error(path: Path, refused: list[tuple[PickleGlobal, str]]) -> Unsafe
         f"{'s' if len(refused) != 1 else ''} outside asl-eval's allowlist: "
         f"{first_few(names, 5)}. Loading it could run that code.{hint} {TRUST_HINT}"
     )
-
-
-_KNOWN_DANGEROUS = frozenset(
-    {
-        "os",
-        "posix",
-        "nt",
-        "subprocess",
-        "builtins",
-        "__builtin__",
-        "sys",
-        "importlib",
-        "runpy",
-        "shutil",
-        "socket",
-        "pickle",
-        "marshal",
-        "ctypes",
-        "operator",
-        "_operator",
-        "functools",
-        "code",
-        "pty",
-        "webbrowser",
-        "<computed>",
-        "<extension registry>",
-    }
-)
 
 
 def _check_path(path: Path) -> None:

@@ -331,6 +331,26 @@ def test_label_function_from_a_missing_module(user_code_exports) -> None:  # typ
         load_learner_file(path, trust_model=True)
 
 
+@pytest.mark.parametrize(
+    ("module", "name", "own_code"),
+    [
+        ("torch.hub", "load", False),  # refused inside an allowed package
+        ("numpy", "load", False),
+        ("posix", "system", False),  # standard library
+        ("__main__", "label_func", True),
+        ("my_project.labels", "label_func", True),
+    ],
+)
+def test_own_code_hint_only_for_user_code(
+    tmp_path: Path, module: str, name: str, own_code: bool
+) -> None:
+    path = tmp_path / "model.pkl"
+    path.write_bytes(_raw_pickle(f"c{module}\n{name}\n".encode()))
+    with pytest.raises(UnsafeModelError, match=rf"{module}\.{name}") as caught:
+        load_learner_file(path)
+    assert ("look like your own code" in str(caught.value)) is own_code
+
+
 def test_model_that_does_not_fit_its_own_resize(tiny_data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """A head built for 16x16 inputs behind Resize(32): refused at load with both sizes named."""
     from fastai.vision.all import (
