@@ -524,7 +524,7 @@ def _read(
     root: Path,
     options: LabelOptions,
     classes: Sequence[str] | None,
-    table: Mapping[str, str] | None = None,
+    table: Mapping[str, str] | None,
 ) -> _Reading:
     matched_by: list[str | None] = [None] * len(paths)
     labels: list[str | None]
@@ -537,10 +537,8 @@ def _read(
     elif rule == "regex":
         compiled = compile_label_regex(options.regex or "")
         labels = [regex_label(p, compiled) for p in paths]
-    else:
-        if table is None:
-            table = read_labels_table(options.labels_csv, root=root)  # type: ignore[arg-type]
-        labels = [table.get(_path_key(p)) or None for p in paths]
+    else:  # csv: the table _label read once
+        labels = [(table or {}).get(_path_key(p)) or None for p in paths]
     alignment = _align(
         (label for label in labels if label is not None), classes, dict(options.label_map)
     )

@@ -33,7 +33,7 @@ from asl_eval.pickle_scan import (
     restricted_pickle_module,
     scan_pickle_bytes,
 )
-from asl_eval.safe_format import RESIZING_TRANSFORMS, is_safe_format, load_safe
+from asl_eval.safe_format import input_size, is_safe_format, load_safe
 
 if TYPE_CHECKING:
     from fastai.learner import Learner
@@ -242,18 +242,6 @@ def _as_learner(path: Path, obj: object) -> Learner:
         f"{path} holds a {type(obj).__module__}.{type(obj).__qualname__}, not a fastai "
         "Learner. Pass the file written by learn.export()."
     )
-
-
-def input_size(learner: Learner) -> tuple[int, int] | None:
-    """The (height, width) the learner's item transforms resize every image to, if any."""
-    for transform in getattr(learner.dls.after_item, "fs", []):
-        if type(transform).__name__ in RESIZING_TRANSFORMS:
-            size = getattr(transform, "size", None)
-            if isinstance(size, int):
-                return size, size
-            if isinstance(size, tuple | list) and len(size) == 2:
-                return int(size[0]), int(size[1])
-    return None
 
 
 def check_input_size(learner: Learner, *, path: str | Path = "the model") -> None:

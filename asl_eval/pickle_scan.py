@@ -541,7 +541,6 @@ class _CodeRecord:
     """What ``types.CodeType(*args)`` would have built; the code is never compiled."""
 
     def __init__(self, *args: object) -> None:
-        self.name = args[11] if len(args) > 11 and isinstance(args[11], str) else None
         self.qualname = args[12] if len(args) == 18 and isinstance(args[12], str) else None
 
 

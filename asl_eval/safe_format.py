@@ -165,15 +165,15 @@ def _architecture_name(learner: Learner) -> dict[str, str]:
     )
 
 
-def _input_size(records: list[dict[str, object]]) -> list[int] | None:
-    """The (height, width) the item transforms resize to, when one of them does."""
-    for record in records:
-        if record["type"] in RESIZING_TRANSFORMS:
-            size = record["args"].get("size")  # type: ignore[attr-defined]
-            if isinstance(size, list) and len(size) == 2:
-                return [int(size[0]), int(size[1])]
+def input_size(learner: Learner) -> tuple[int, int] | None:
+    """The (height, width) the learner's item transforms resize every image to, if any."""
+    for transform in getattr(learner.dls.after_item, "fs", []):
+        if type(transform).__name__ in RESIZING_TRANSFORMS:
+            size = getattr(transform, "size", None)
             if isinstance(size, int):
-                return [size, size]
+                return size, size
+            if isinstance(size, tuple | list) and len(size) == 2:
+                return int(size[0]), int(size[1])
     return None
 
 
@@ -197,6 +197,7 @@ def describe_learner(learner: Learner) -> dict[str, object]:
         if "PILImageBW" in owner:
             x_type = "PILImageBW"
     item_tfms = _describe_transforms(learner.dls.after_item, "item")
+    size = input_size(learner)
     batch_tfms = _describe_transforms(learner.dls.after_batch, "batch")
     normalize = next((r["args"] for r in batch_tfms if r["type"] == "Normalize"), None)
     first_conv = next((p for name, p in learner.model.named_parameters() if p.ndim == 4), None)
@@ -207,7 +208,7 @@ def describe_learner(learner: Learner) -> dict[str, object]:
         "n_in": int(first_conv.shape[1]) if first_conv is not None else 3,
         "n_out": len(learner.dls.vocab),
         "classes": [str(c) for c in learner.dls.vocab],
-        "input_size": _input_size(item_tfms),
+        "input_size": list(size) if size else None,
         "image_type": x_type,
         "normalization": normalize,
         "item_tfms": item_tfms,
@@ -217,10 +218,10 @@ def describe_learner(learner: Learner) -> dict[str, object]:
     }
 
 
-def _sha256(path: Path) -> str:
-    """Hex SHA-256 of a file."""
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -253,7 +254,7 @@ def export_safe(learner: Learner, weights_path: str | Path) -> tuple[Path, Path]
     side = sidecar_path(weights_path)
     model = learner.model.cpu() if hasattr(learner.model, "cpu") else learner.model
     save_model(model, str(weights_path), metadata={"format": SIDECAR_FORMAT})
-    description["weights"] = {"file": weights_path.name, "sha256": _sha256(weights_path)}
+    description["weights"] = {"file": weights_path.name, "sha256": file_sha256(weights_path)}
     side.write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
     rebuilt = load_safe(weights_path)
     size = description["input_size"] or [64, 64]
@@ -298,7 +299,7 @@ def _read_sidecar(weights_path: Path) -> dict[str, Any]:
         )
     weights = description.get("weights")
     expected = weights.get("sha256") if isinstance(weights, dict) else None
-    if expected != _sha256(weights_path):
+    if expected != file_sha256(weights_path):
         raise ModelLoadError(
             f"{side} does not belong to {weights_path}: the weights' SHA-256 differs from the "
             "one the sidecar records. Keep the two files of one export together."

@@ -10,7 +10,6 @@ resnet18, ``CrossEntropyLossFlat``, Adam, metrics error rate and accuracy, then
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -20,9 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 from asl_eval.errors import InputError, LabelError, TrainingError, first_few
+from asl_eval.inference import model_classes
 from asl_eval.inputs import UnreadableImage, discover_images, load_rgb
 from asl_eval.labels import LabelOptions, label_files
+from asl_eval.metrics import accuracy_score
 from asl_eval.predictions import LedgerEntry, Predictions
+from asl_eval.safe_format import file_sha256
 
 if TYPE_CHECKING:
     from fastai.data.core import DataLoaders
@@ -187,25 +189,6 @@ def validation_items(
     return split_items(found.items, valid_pct=valid_pct, seed=seed)[1]
 
 
-def validation_files(
-    data_dir: str | Path,
-    *,
-    valid_pct: float,
-    seed: int,
-    check_images: bool = True,
-    label_options: LabelOptions | None = None,
-) -> list[Path]:
-    """The files of :func:`validation_items`."""
-    pairs = validation_items(
-        data_dir,
-        valid_pct=valid_pct,
-        seed=seed,
-        check_images=check_images,
-        label_options=label_options,
-    )
-    return [path for path, _ in pairs]
-
-
 def resolve_arch(arch: str) -> object:
     """A torchvision model function by name (``resnet18``), else the name itself for timm."""
     import torchvision.models
@@ -321,7 +304,7 @@ def validation_predictions(learner: Learner, *, name: str = "valid") -> Predicti
     """The validation split's predictions as a :class:`Predictions` table."""
     probabilities, targets = learner.get_preds(dl=learner.dls.valid)
     return Predictions(
-        classes=tuple(str(c) for c in learner.dls.vocab),
+        classes=model_classes(learner),
         paths=tuple(str(p) for p in learner.dls.valid.items),
         y_true=targets.numpy(),
         y_proba=probabilities.numpy(),
@@ -376,13 +359,9 @@ def _labels_record(rule: str, options: LabelOptions) -> dict[str, object]:
         "rule": rule,
         "regex": options.regex if rule == "regex" else None,
         "labels_csv": str(csv_file) if csv_file else None,
-        "labels_csv_sha256": _file_sha256(csv_file) if csv_file else None,
+        "labels_csv_sha256": file_sha256(csv_file) if csv_file else None,
         "label_map": dict(options.label_map),
     }
-
-
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def recorded_label_options(record: Mapping[str, object]) -> LabelOptions:
@@ -416,7 +395,7 @@ def recorded_label_options(record: Mapping[str, object]) -> LabelOptions:
                 "training record cannot hold, so its labels cannot be read again."
             )
         try:
-            digest = _file_sha256(Path(table))
+            digest = file_sha256(table)
         except OSError as error:
             raise LabelError(
                 f"The labels CSV training used, {table}, cannot be read ({error.strerror})."
@@ -488,7 +467,7 @@ def train_model(
         from asl_eval.safe_format import export_safe
 
         safe_weights, _ = export_safe(learner, out.with_suffix(".safetensors"))
-    accuracy = float((predictions.y_pred == predictions.y_true).mean())
+    accuracy = accuracy_score(predictions)
     logger.info("trained %s: validation accuracy %.4f (%s)", out, accuracy, asdict(config))
     return TrainResult(
         out, predictions_path, accuracy, lr, config, safe_weights, n_not_used=len(found.entries)

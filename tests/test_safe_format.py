@@ -130,5 +130,5 @@ def test_malformed_sidecar_fields_are_a_clear_error(safe_pair, tmp_path: Path, f
     assert field in description
     del description[field]
     sidecar.write_text(json.dumps(description))
-    with pytest.raises(ModelLoadError, match=r"malformed|sidecar"):
+    with pytest.raises(ModelLoadError, match="malformed"):
         load_learner_file(weights)

@@ -21,7 +21,7 @@ from asl_eval.train import (
     recorded_label_options,
     train_model,
     training_record_path,
-    validation_files,
+    validation_items,
 )
 
 
@@ -62,10 +62,11 @@ def test_saved_validation_predictions_match_a_fresh_prediction_of_the_split(
     np.testing.assert_allclose(again.y_proba[order], saved.y_proba, atol=1e-5)
 
 
-def test_validation_files_are_the_recipes_split(tiny_data) -> None:  # type: ignore[no-untyped-def]
-    first = validation_files(tiny_data.train, valid_pct=0.2, seed=42)
-    assert first == validation_files(tiny_data.train, valid_pct=0.2, seed=42)
-    assert first != validation_files(tiny_data.train, valid_pct=0.2, seed=7)
+def test_validation_items_are_the_recipes_split(tiny_data) -> None:  # type: ignore[no-untyped-def]
+    first = validation_items(tiny_data.train, valid_pct=0.2, seed=42)
+    assert first == validation_items(tiny_data.train, valid_pct=0.2, seed=42)
+    assert first != validation_items(tiny_data.train, valid_pct=0.2, seed=7)
+    assert all(label == path.parent.name for path, label in first)
     assert len(first) == int(0.2 * 29 * 12)
 
 
@@ -317,7 +318,8 @@ def test_recorded_csv_labels(tmp_path: Path) -> None:
     table.write_text("path,label\na.jpg,A\n")
     assert recorded_label_options({"labels": labels}).labels_csv == str(table)
     digest = hashlib.sha256(table.read_bytes()).hexdigest()
-    assert recorded_label_options({"labels": {**labels, "labels_csv_sha256": digest}})
+    same = recorded_label_options({"labels": {**labels, "labels_csv_sha256": digest}})
+    assert same.labels_csv == str(table)
     table.write_text("path,label\na.jpg,B\n")
     with pytest.raises(LabelError, match="has changed since training"):
         recorded_label_options({"labels": {**labels, "labels_csv_sha256": digest}})
