@@ -61,6 +61,7 @@ __all__ = [
     "most_confused",
     "paired_class_differences",
     "per_class_accuracy",
+    "reliability_ece",
     "reliability_table",
     "top_k_accuracy",
     "top_losses",
@@ -749,7 +750,7 @@ def top_losses(predictions: Predictions, k: int | None = 9) -> pd.DataFrame:
         raise ValueError(f"k must be a non-negative integer or None; got {k!r}.")
     n = predictions.n_images
     p_true = predictions.y_proba[np.arange(n), predictions.y_true]
-    loss = -np.log(np.clip(p_true, EPS, 1.0))
+    loss = predictions.loss
     table = pd.DataFrame(
         {
             "path": list(predictions.paths),
@@ -1063,8 +1064,7 @@ def reliability_table(
     _check_bins(n_bins)
     data = _encode_proba(y_true, y_proba, classes)
     confidence, correct = _top_label(data)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
+    edges, which = _confidence_bins(confidence, n_bins)
     count = np.bincount(which, minlength=n_bins)
     return pd.DataFrame(
         {
@@ -1099,12 +1099,29 @@ def expected_calibration_error(
     0.4
     """
     table = reliability_table(y_true, y_proba, classes=classes, n_bins=n_bins)
-    n = int(table["count"].sum())
-    if n == 0:
+    if int(table["count"].sum()) == 0:
         warnings.warn("ECE is undefined (NaN) for zero images", RuntimeWarning, stacklevel=2)
+    return reliability_ece(table)
+
+
+def reliability_ece(table: pd.DataFrame) -> float:
+    """The expected calibration error of a :func:`reliability_table`: the mean of
+    ``|accuracy - confidence|`` over its bins, weighted by their counts (NaN for no images)."""
+    count = table["count"].to_numpy(dtype=np.float64)
+    total = count.sum()
+    if total == 0:
         return math.nan
-    filled = table[table["count"] > 0]
-    return float(np.sum(filled["count"] / n * (filled["accuracy"] - filled["confidence"]).abs()))
+    filled = count > 0
+    gap = np.abs(table["accuracy"].to_numpy(dtype=np.float64) - table["confidence"].to_numpy())
+    return float(np.sum(count[filled] / total * gap[filled]))
+
+
+def _confidence_bins(confidence: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n_bins`` equal-width bin edges on [0, 1] and each confidence's bin (right-closed,
+    the first bin also takes 0)."""
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
+    return edges, which
 
 
 def confidence_distribution(
@@ -1174,8 +1191,7 @@ def confidence_histogram(
     _check_bins(n_bins)
     data = _encode_proba(y_true, y_proba, classes)
     confidence, correct = _top_label(data)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
+    edges, which = _confidence_bins(confidence, n_bins)
     return pd.DataFrame(
         {
             "bin": np.arange(n_bins),

@@ -16,6 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from asl_eval.errors import ReportError, first_few
+from asl_eval.metrics import reliability_ece
 
 __all__ = [
     "plot_confidence_histogram",
@@ -212,14 +213,7 @@ def plot_reliability_diagram(
     width = table["upper"].to_numpy(dtype=np.float64) - lower
     accuracy = table["accuracy"].to_numpy(dtype=np.float64)
     confidence = table["confidence"].to_numpy(dtype=np.float64)
-    count = table["count"].to_numpy(dtype=np.float64)
-    total = count.sum()
-    filled = count > 0
-    ece = (
-        float(np.sum(count[filled] / total * np.abs(accuracy[filled] - confidence[filled])))
-        if total
-        else float("nan")
-    )
+    ece = reliability_ece(table)
     ax.bar(
         lower,
         accuracy,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -13,7 +14,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    log_loss,
+    precision_recall_fscore_support,
+    top_k_accuracy_score,
+)
 
 from asl_eval.inference import predict_folder
 from asl_eval.predictions import Predictions
@@ -66,6 +74,16 @@ def test_json_numbers_equal_scikit_learn(tiny_context, tiny_sets) -> None:  # ty
         y_pred = p.y_proba.argmax(axis=1)
         assert result["name"] == p.name
         assert result["accuracy"] == pytest.approx(accuracy_score(p.y_true, y_pred))
+        assert result["macro_f1"] == pytest.approx(
+            f1_score(p.y_true, y_pred, labels=labels, average="macro", zero_division=np.nan)
+        )
+        assert result["top5_accuracy"] == pytest.approx(
+            top_k_accuracy_score(p.y_true, p.y_proba, k=5, labels=labels)
+        )
+        assert result["log_loss"] == pytest.approx(log_loss(p.y_true, p.y_proba, labels=labels))
+        one_hot = np.eye(len(p.classes))[p.y_true]
+        brier = np.mean(np.sum((p.y_proba - one_hot) ** 2, axis=1))  # by hand
+        assert result["brier_score"] == pytest.approx(brier)
         matrix = confusion_matrix(p.y_true, y_pred, labels=labels)
         assert result["confusion_matrix"]["counts"] == matrix.tolist()
         precision, recall, f1, support = precision_recall_fscore_support(
@@ -79,13 +97,11 @@ def test_json_numbers_equal_scikit_learn(tiny_context, tiny_sets) -> None:  # ty
             if support[i] and not math.isnan(precision[i]):
                 assert rows[name]["precision"] == pytest.approx(precision[i])
                 assert rows[name]["f1"] == pytest.approx(_none_or(f1[i]), nan_ok=True)
-        assert (
-            result["ledger"]["found"]
-            == result["ledger"]["evaluated"]
-            + result["ledger"]["n_excluded"]
-            + result["ledger"]["unlabeled"]
-            + result["ledger"]["n_not_in_classes"]
-        )
+        # the ledger counts every file in the set's folder (the saved split: its images)
+        folder = Path(p.source)
+        on_disk = sum(f.is_file() for f in folder.rglob("*")) if folder.is_dir() else p.n_images
+        assert result["ledger"]["found"] == on_disk
+        assert result["ledger"]["evaluated"] == p.n_images
 
 
 def test_classes_without_images_are_null_not_zero(tiny_context) -> None:  # type: ignore[no-untyped-def]
@@ -184,6 +200,20 @@ def test_writing_is_atomic(tiny_context, tmp_path: Path, monkeypatch: pytest.Mon
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
         [files.html.name, files.json.name, files.predictions_csv.name]
     )
+    # a failure while a file is being swapped in keeps the old file whole and leaves no temp
+    old_html = files.html.read_bytes()
+    real_replace = os.replace
+
+    def failing_replace(source: str, target: str | Path) -> None:
+        if Path(target) == files.html:
+            raise OSError("disk full")
+        real_replace(source, target)
+
+    monkeypatch.setattr(write.os, "replace", failing_replace)
+    with pytest.raises(OSError, match="disk full"):
+        write.write_report(tiny_context, tmp_path / "out", name="r")
+    assert files.html.read_bytes() == old_html
+    assert not [p.name for p in (tmp_path / "out").iterdir() if p.name.endswith(".tmp")]
 
 
 def test_report_file_is_self_contained_and_within_budget(tiny_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -6,7 +6,6 @@ here; templates only loop and print.
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import warnings
 from collections.abc import Mapping, Sequence
@@ -21,6 +20,7 @@ from asl_eval import metrics
 from asl_eval.errors import ReportError
 from asl_eval.predictions import Predictions
 from asl_eval.report.formatting import fmt_interval, fmt_percent
+from asl_eval.safe_format import file_sha256
 
 Role = Literal["in-domain", "test"]
 
@@ -62,15 +62,6 @@ class ModelInfo:
             input_size=input_size,
             versions=dict(versions),
         )
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -228,14 +219,14 @@ def build_context(
             with warnings.catch_warnings():  # classes absent from a set are NaN rows, shown as such
                 warnings.simplefilter("ignore", RuntimeWarning)
                 table = metrics.domain_comparison(in_domain.predictions, evaluation.predictions)
-            compared = table["p_value"].notna()
+            summary = metrics.domain_gap_summary(table)
             comparisons.append(
                 Comparison(
                     in_domain=in_domain.name,
                     out_of_domain=evaluation.name,
                     table=table,
-                    n_significant=int((table["significant"] & (table["drop"] > 0)).sum()),
-                    n_compared=int(compared.sum()),
+                    n_significant=summary.n_significant_drops,
+                    n_compared=summary.n_compared,
                 )
             )
     timestamp = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S UTC")

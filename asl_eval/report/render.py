@@ -188,6 +188,5 @@ def render_html(context: ReportContext, *, n_gallery: int = 24, thumb_size: int 
         figures=figures,
         per_class_chart=per_class_chart(context),
         gap_charts={c.out_of_domain: domain_gap_chart(c) for c in context.comparisons},
-        comparison_by_set={c.out_of_domain: c for c in context.comparisons},
         uncertainty=uncertainty_note(context),
     )

@@ -1,4 +1,5 @@
-"""Writing the report files atomically: a crash never leaves half a report."""
+"""Writing the report files: everything is rendered before the first file is touched, and each
+file is replaced atomically, so a crash never leaves a half-written file."""
 
 from __future__ import annotations
 
