@@ -10,7 +10,8 @@ as the library used on its own. What this module adds:
   the resize, then batch transforms such as normalization);
 * it is fast: the network up to the target layer runs without recording a graph and only the
   layers after it are differentiated, and several targets (the true and the predicted class)
-  share one forward pass; a heatmap costs about one forward pass instead of three;
+  share one forward pass; a heatmap costs about one forward pass, against about 2.4 for
+  plain pytorch-grad-cam (``docs/benchmarks.md``);
 * hooks are always released, parameters' ``requires_grad`` and the train/eval mode restored,
   also when an error is raised half-way;
 * :func:`build_cam_section` selects the images the report shows (the classes with the lowest
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Literal, cast, get_args
 import numpy as np
 
 from asl_eval.errors import AslEvalError, InputError, LabelError, first_few
+from asl_eval.inference import model_classes
 from asl_eval.predictions import Predictions
 
 if TYPE_CHECKING:
@@ -375,6 +377,14 @@ def _engine(method: CamMethod, model: nn.Module, layer: nn.Module, batch_size: i
     return engine
 
 
+def _check_faithfulness(metric: str) -> None:
+    if metric not in FAITHFULNESS_METRICS:
+        raise CamError(
+            f"Unknown faithfulness metric {metric!r}; expected one of "
+            f"{', '.join(FAITHFULNESS_METRICS)}."
+        )
+
+
 def _check_method(method: str) -> CamMethod:
     if method not in CAM_METHODS:
         raise CamError(f"Unknown CAM method {method!r}; expected one of {', '.join(CAM_METHODS)}.")
@@ -571,7 +581,7 @@ def explain_images(
     if batch_size < 1:
         raise CamError(f"batch_size must be at least 1; got {batch_size}.")
     model = learner.model
-    classes = tuple(str(c) for c in learner.dls.vocab)
+    classes = model_classes(learner)
     layer_name, module = resolve_layer(model, layer)
     items = list(images)
     n = len(items)
@@ -652,14 +662,8 @@ def _as_rgb_uint8(image: Image.Image | np.ndarray) -> np.ndarray:
     raise InputError(f"overlay expects an image of shape (H, W, 3) or (H, W); got {array.shape}.")
 
 
-def colorize(cam: np.ndarray, *, colormap: str = "jet") -> np.ndarray:
-    """A heatmap in ``[0, 1]`` as an RGB ``uint8`` image through a matplotlib colormap.
-
-    >>> colorize(np.array([[0.0, 1.0]])).shape
-    (1, 2, 3)
-    """
-    from matplotlib import colormaps
-
+def _checked_heatmap(cam: np.ndarray) -> np.ndarray:
+    """``cam`` as float64, if it is 2-D and finite in [0, 1]; otherwise a CamError."""
     values = np.asarray(cam, dtype=np.float64)
     if values.ndim != 2:
         raise CamError(f"A heatmap must be 2-D (H, W); got shape {values.shape}.")
@@ -668,6 +672,18 @@ def colorize(cam: np.ndarray, *, colormap: str = "jet") -> np.ndarray:
             "A heatmap must hold finite values in [0, 1]; got range "
             f"[{np.nanmin(values):.3g}, {np.nanmax(values):.3g}]."
         )
+    return values
+
+
+def colorize(cam: np.ndarray, *, colormap: str = "jet") -> np.ndarray:
+    """A heatmap in ``[0, 1]`` as an RGB ``uint8`` image through a matplotlib colormap.
+
+    >>> colorize(np.array([[0.0, 1.0]])).shape
+    (1, 2, 3)
+    """
+    from matplotlib import colormaps
+
+    values = _checked_heatmap(cam)
     rgba = colormaps[colormap](values)
     return np.asarray(np.round(rgba[..., :3] * 255), dtype=np.uint8)
 
@@ -699,8 +715,7 @@ def overlay(
     if not 0.0 <= alpha <= 1.0:
         raise CamError(f"alpha must lie in [0, 1]; got {alpha}.")
     rgb = _as_rgb_uint8(image)
-    heat = np.asarray(cam, dtype=np.float64)
-    colorize(heat, colormap=colormap)  # validates shape and range before any resize
+    heat = _checked_heatmap(cam)  # before any resize
     if heat.shape != rgb.shape[:2]:
         heat = np.clip(_resize_float(heat, rgb.shape[:2]), 0.0, 1.0)
     colored = colorize(heat, colormap=colormap)
@@ -788,16 +803,12 @@ def faithfulness_scores(
     the target probability when the image is multiplied by the heatmap (0 when it rises);
     lower is better. ``"none"`` gives NaN. The imputation noise is seeded, so scores repeat.
     """
-    if metric not in FAITHFULNESS_METRICS:
-        raise CamError(
-            f"Unknown faithfulness metric {metric!r}; expected one of "
-            f"{', '.join(FAITHFULNESS_METRICS)}."
-        )
+    _check_faithfulness(metric)
     items = list(images)
     cams = np.asarray(cams)
     if cams.ndim != 3 or cams.shape[0] != len(items):
         raise CamError(f"Expected cams of shape ({len(items)}, H, W); got {cams.shape}.")
-    classes = tuple(str(c) for c in learner.dls.vocab)
+    classes = model_classes(learner)
     indices = _class_indices(targets, len(items), classes)
     if indices is None:  # pragma: no cover - targets is required by the signature
         raise CamError("faithfulness_scores needs the explained class of each image.")
@@ -976,14 +987,13 @@ class CamImage:
 class CamMean:
     """The mean true-class heatmap over ``n_images`` images of one class in one set.
 
-    ``heatmap_png`` is the colored mean heatmap; ``overlay_png`` the same over the mean input.
+    ``overlay_png`` is the colored mean heatmap over the mean input image.
     """
 
     class_name: str
     set_name: str
     n_images: int
     cam: np.ndarray = field(repr=False)
-    heatmap_png: bytes = field(repr=False)
     overlay_png: bytes = field(repr=False)
 
 
@@ -1065,7 +1075,7 @@ class CamSection:
 
 
 def _check_classes(learner: Learner, sets: Mapping[str, Predictions]) -> tuple[str, ...]:
-    classes = tuple(str(c) for c in learner.dls.vocab)
+    classes = model_classes(learner)
     for name, predictions in sets.items():
         if predictions.classes != classes:
             raise LabelError(
@@ -1193,7 +1203,6 @@ def _cam_mean(
         set_name=predictions.name,
         n_images=len(at),
         cam=cam,
-        heatmap_png=png_bytes(colorize(np.clip(cam, 0.0, 1.0)), size=size),
         overlay_png=png_bytes(overlay(mean_image, np.clip(cam, 0.0, 1.0)), size=size),
     )
 
@@ -1247,11 +1256,7 @@ def build_cam_section(
         The predictions were made with other classes than the learner's.
     """
     method = _check_method(method)
-    if faithfulness not in FAITHFULNESS_METRICS:
-        raise CamError(
-            f"Unknown faithfulness metric {faithfulness!r}; expected one of "
-            f"{', '.join(FAITHFULNESS_METRICS)}."
-        )
+    _check_faithfulness(faithfulness)
     for name in (ood_set, in_domain_set):
         if name is not None and name not in sets:
             raise CamError(

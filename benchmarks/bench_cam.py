@@ -16,6 +16,7 @@ into this project's ``docs/benchmarks.md`` between the ``bench_cam`` markers.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import tempfile
@@ -36,7 +37,7 @@ HEADER = (
 
 
 def cpu_model() -> str:
-    """The CPU's model name from ``lscpu`` (or the platform's processor string)."""
+    """The CPU's model name from ``/proc/cpuinfo`` (or the platform's processor string)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -125,6 +126,8 @@ def run(size: int, batch: int, repeats: int) -> dict[str, float | int | str]:
     max_diff = float(np.abs(ours[0] - reference).max())
     return {
         "cpu": cpu_model(),
+        "cores": os.cpu_count() or 0,
+        "device": str(next(model.parameters()).device),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "size": size,
@@ -148,10 +151,11 @@ def render(r: dict[str, float | int | str]) -> str:
             START,
             "## Grad-CAM heatmaps (`benchmarks/bench_cam.py`)",
             "",
-            f"Machine: {r['cpu']}, 2 cores ({r['threads']} torch threads), CPU only, "
-            f"torch {r['torch']}. Model: fastai `vision_learner` resnet18 (`pretrained=False`), "
-            f"{r['size']}x{r['size']} px, batch of {batch}, target layer `{r['layer']}`. Median of "
-            "interleaved repeats. Ratio: time for the batch's heatmaps divided by the time of "
+            f"Machine: {r['cpu']}, {r['cores']} cores ({r['threads']} torch threads), model on "
+            f"{r['device']}, torch {r['torch']}. Model: fastai `vision_learner` resnet18 "
+            f"(`pretrained=False`), {r['size']}x{r['size']} px, batch of {batch}, "
+            f"target layer `{r['layer']}`. Median of interleaved repeats. Ratio: time for the "
+            "batch's heatmaps divided by the time of "
             "one forward pass of the same batch (per heatmap when two targets share a pass).",
             "",
             "| what | ms per batch | ms per image | x forward |",

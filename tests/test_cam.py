@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import shutil
 import warnings
 
@@ -145,6 +146,18 @@ def test_true_and_predicted_maps_share_one_pass(tiny_learner, ood_paths):  # typ
 
     images = [Image.open(p).convert("RGB") for p in ood_paths]
     np.testing.assert_allclose(both.y_proba, predict_images(tiny_learner, images), atol=1e-5)
+
+
+def test_two_targets_cost_one_forward_pass_per_batch(tiny_learner, ood_paths):  # type: ignore[no-untyped-def]
+    """Counted with a hook on the network's body: both targets come from the same pass."""
+    calls = []
+    handle = tiny_learner.model[0].register_forward_hook(lambda *_: calls.append(1))
+    try:
+        y_true = [p.parent.name for p in ood_paths]
+        cam.explain_images(tiny_learner, ood_paths, [None, y_true], layer=LAYER, batch_size=4)
+    finally:
+        handle.remove()
+    assert len(calls) == math.ceil(len(ood_paths) / 4)
 
 
 def test_images_paths_and_arrays_give_the_same_maps(tiny_learner, ood_paths):  # type: ignore[no-untyped-def]
