@@ -10,7 +10,7 @@ as the library used on its own. What this module adds:
   the resize, then batch transforms such as normalization);
 * it is fast: the network up to the target layer runs without recording a graph and only the
   layers after it are differentiated, and several targets (the true and the predicted class)
-  share one forward pass; a heatmap costs about one forward pass, against about 2.4 for
+  share one forward pass; a heatmap costs about one forward pass, against 2.4 to 3.1 for
   plain pytorch-grad-cam (``docs/benchmarks.md``);
 * hooks are always released, parameters' ``requires_grad`` and the train/eval mode restored,
   also when an error is raised half-way;

@@ -194,7 +194,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=200, help="image size in pixels")
     parser.add_argument("--batch", type=int, default=16, help="images per batch")
-    parser.add_argument("--repeats", type=int, default=5, help="timed calls per round")
+    parser.add_argument("--repeats", type=int, default=8, help="timed calls per round")
     parser.add_argument("--no-write", action="store_true", help="do not update the docs")
     args = parser.parse_args()
     result = run(args.size, args.batch, args.repeats)
