@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Literal, cast, get_args
 
 import numpy as np
 
-from asl_eval.errors import AslEvalError, InputError, LabelError, first_few
+from asl_eval.errors import CamError, InputError, LabelError, first_few
 from asl_eval.inference import model_classes
 from asl_eval.predictions import Predictions
 
@@ -57,10 +57,6 @@ FINERCAM_N_COMPARISONS = 3
 ROAD_PERCENTILES: tuple[int, ...] = (20, 40, 60, 80)
 
 Target = int | str
-
-
-class CamError(AslEvalError, ValueError):
-    """A heatmap cannot be computed: no usable target layer, an unknown method or class."""
 
 
 # -- target layer ----------------------------------------------------------------------------

@@ -8,6 +8,22 @@ catches :class:`AslEvalError` in one place, prints the message and exits with co
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = [
+    "AslEvalError",
+    "CamError",
+    "InputError",
+    "LabelError",
+    "LedgerError",
+    "ModelLoadError",
+    "PickleFormatError",
+    "ReportError",
+    "TrainingError",
+    "UnreadableImage",
+    "UnsafeModelError",
+    "first_few",
+]
 
 
 class AslEvalError(Exception):
@@ -16,6 +32,26 @@ class AslEvalError(Exception):
 
 class InputError(AslEvalError, ValueError):
     """Input images or folders are missing, empty or unusable."""
+
+
+class UnreadableImage(InputError):
+    """One file cannot be used as an image.
+
+    ``reason`` is the short ledger wording (one of :data:`asl_eval.inputs.EXCLUSION_REASONS`);
+    ``detail`` is what Pillow or the operating system said, for logs and error messages.
+    """
+
+    def __init__(self, path: Path, reason: str, detail: str = "") -> None:
+        message = f"{path}: {reason}" + (f" ({detail})" if detail else "")
+        super().__init__(message)
+        self.path = path
+        self.reason = reason
+        self.detail = detail
+
+
+class LedgerError(AslEvalError, ValueError):
+    """A ledger of evaluated and excluded files is inconsistent (a file twice, an unknown
+    status): a bug in the caller, since every input file must be counted exactly once."""
 
 
 class LabelError(AslEvalError, ValueError):
@@ -30,12 +66,25 @@ class UnsafeModelError(ModelLoadError):
     """A pickled model names code outside the allowlist and was refused before loading."""
 
 
+class PickleFormatError(ModelLoadError):
+    """A byte stream is not a complete pickle; ``truncated`` tells an incomplete one apart."""
+
+    def __init__(self, message: str, *, truncated: bool) -> None:
+        super().__init__(message)
+        self.truncated = truncated
+
+
+class CamError(AslEvalError, ValueError):
+    """A heatmap cannot be computed: no usable target layer, an unknown method or class."""
+
+
 class TrainingError(AslEvalError, RuntimeError):
     """Training cannot start or cannot finish (for example, pretrained weights are unavailable)."""
 
 
 class ReportError(AslEvalError, ValueError):
-    """A report cannot be built from the given predictions."""
+    """A report cannot be built from the given predictions (or, for metrics, the arrays given
+    do not fit together: different lengths, probabilities of the wrong shape)."""
 
 
 def first_few(items: Sequence[object], limit: int = 3) -> str:

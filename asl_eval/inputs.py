@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from asl_eval.errors import InputError
+from asl_eval.errors import InputError, UnreadableImage
 from asl_eval.predictions import LedgerEntry
 
 logger = logging.getLogger(__name__)
@@ -81,21 +81,6 @@ _DECODE_ERRORS = (
     struct.error,
     MemoryError,
 )
-
-
-class UnreadableImage(InputError):
-    """One file cannot be used as an image.
-
-    ``reason`` is the short ledger wording (one of :data:`EXCLUSION_REASONS`); ``detail`` is
-    what Pillow or the operating system said, for logs and error messages.
-    """
-
-    def __init__(self, path: Path, reason: str, detail: str = "") -> None:
-        message = f"{path}: {reason}" + (f" ({detail})" if detail else "")
-        super().__init__(message)
-        self.path = path
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from asl_eval.errors import UnsafeModelError
+from asl_eval.errors import PickleFormatError, UnsafeModelError
 
 ALLOWED_PACKAGES: tuple[str, ...] = (
     "fastai",
@@ -390,14 +390,6 @@ class PickleGlobal:
     def dotted(self) -> str:
         """``module.name``."""
         return f"{self.module}.{self.name}"
-
-
-class PickleFormatError(ValueError):
-    """A byte stream is not a complete pickle; ``truncated`` tells an incomplete one apart."""
-
-    def __init__(self, message: str, *, truncated: bool) -> None:
-        super().__init__(message)
-        self.truncated = truncated
 
 
 _STRING_OPS = frozenset(

@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from asl_eval.errors import ReportError
+from asl_eval.errors import LedgerError, ReportError
 
 Status = Literal["evaluated", "excluded", "unlabeled", "not_in_classes"]
 STATUSES: tuple[Status, ...] = ("evaluated", "excluded", "unlabeled", "not_in_classes")
@@ -44,7 +44,7 @@ class LedgerEntry:
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
-            raise ValueError(f"unknown ledger status {self.status!r}; expected one of {STATUSES}")
+            raise LedgerError(f"unknown ledger status {self.status!r}; expected one of {STATUSES}")
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class Ledger:
         seen: set[str] = set()
         duplicated = [e.path for e in self.entries if e.path in seen or seen.add(e.path)]  # type: ignore[func-returns-value]
         if duplicated:
-            raise ValueError(f"ledger lists {len(duplicated)} file(s) twice: {duplicated[:3]}")
+            raise LedgerError(f"ledger lists {len(duplicated)} file(s) twice: {duplicated[:3]}")
 
     @classmethod
     def of(cls, entries: Iterable[LedgerEntry]) -> Ledger:

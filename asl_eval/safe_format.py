@@ -17,7 +17,6 @@ so they are stored as a plain ``AffineCoordTfm`` with the same size, mode and pa
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Mapping
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from asl_eval.errors import ModelLoadError
+from asl_eval.hashing import file_sha256
 
 if TYPE_CHECKING:
     from fastai.learner import Learner
@@ -216,15 +216,6 @@ def describe_learner(learner: Learner) -> dict[str, object]:
         "batch_size": int(getattr(learner.dls.valid, "bs", 64) or 64),
         "loss_func": {"type": loss_name, "axis": int(getattr(learner.loss_func, "axis", -1))},
     }
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def export_safe(learner: Learner, weights_path: str | Path) -> tuple[Path, Path]:

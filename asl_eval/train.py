@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 from asl_eval.errors import InputError, LabelError, TrainingError, first_few
+from asl_eval.hashing import file_sha256
 from asl_eval.inference import model_classes
 from asl_eval.inputs import UnreadableImage, discover_images, load_rgb
 from asl_eval.labels import LabelOptions, label_files
 from asl_eval.metrics import accuracy_score
 from asl_eval.predictions import LedgerEntry, Predictions
-from asl_eval.safe_format import file_sha256
 
 if TYPE_CHECKING:
     from fastai.data.core import DataLoaders

@@ -18,9 +18,9 @@ import pandas as pd
 
 from asl_eval import metrics
 from asl_eval.errors import ReportError
+from asl_eval.hashing import file_sha256
 from asl_eval.predictions import Predictions
 from asl_eval.report.formatting import fmt_interval, fmt_percent
-from asl_eval.safe_format import file_sha256
 
 Role = Literal["in-domain", "test"]
 
