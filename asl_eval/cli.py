@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from asl_eval import __version__
+from asl_eval._version import __version__
 from asl_eval.errors import AslEvalError
 
 if TYPE_CHECKING:

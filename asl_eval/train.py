@@ -325,7 +325,7 @@ def _write_training_record(
     import fastai
     import torch
 
-    from asl_eval import __version__
+    from asl_eval._version import __version__
 
     record = {
         "model": model_path.name,

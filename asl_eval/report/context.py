@@ -248,7 +248,7 @@ def runtime_versions() -> dict[str, str]:
     """Versions of asl-eval, fastai, torch and Python for the header."""
     from importlib.metadata import PackageNotFoundError, version
 
-    from asl_eval import __version__
+    from asl_eval._version import __version__
 
     found = {"asl-eval": __version__, "python": platform.python_version()}
     for package in ("fastai", "torch", "torchvision"):
