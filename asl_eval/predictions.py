@@ -14,12 +14,34 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
 
 from asl_eval.errors import LedgerError, ReportError
+
+__all__ = [
+    "PROBABILITY_FLOOR",
+    "SCHEMA_VERSION",
+    "STATUSES",
+    "Ledger",
+    "LedgerEntry",
+    "Predictions",
+    "Status",
+]
+
+
+class _LearnerLike(Protocol):
+    """What :meth:`Predictions.from_learner` uses of a fastai ``Learner`` (duck-typed, so this
+    module imports neither fastai nor torch)."""
+
+    dls: Any
+
+    def no_bar(self) -> Any: ...
+
+    def get_preds(self, *, dl: Any) -> Any: ...
+
 
 Status = Literal["evaluated", "excluded", "unlabeled", "not_in_classes"]
 STATUSES: tuple[Status, ...] = ("evaluated", "excluded", "unlabeled", "not_in_classes")
@@ -178,6 +200,11 @@ class Predictions:
             raise ReportError(f"y_true must have {n} entries, one per path; got {y_true.shape[0]}")
         if n and (y_true.min() < 0 or y_true.max() >= k):
             raise ReportError(f"y_true holds class indices outside 0..{k - 1}")
+        if n and not (np.isfinite(y_proba).all() and y_proba.min() >= 0 and y_proba.max() <= 1):
+            raise ReportError(
+                "y_proba must hold probabilities in [0, 1] (softmax output), with no NaN; "
+                f"got values from {np.nanmin(y_proba):g} to {np.nanmax(y_proba):g}"
+            )
         if n and not np.allclose(y_proba.sum(axis=1), 1.0, atol=1e-3):
             raise ReportError(
                 "y_proba rows do not sum to one: pass probabilities (softmax output), not logits"
@@ -307,6 +334,56 @@ class Predictions:
                 f"{path} is not a readable asl-eval predictions file ({type(error).__name__}: "
                 f"{error}). Delete it, or re-create the split with --in-domain TRAINING_DIR."
             ) from error
+
+    @classmethod
+    def from_learner(
+        cls,
+        learner: _LearnerLike,
+        dl: object | None = None,
+        *,
+        name: str = "valid",
+        source: str = "",
+    ) -> Predictions:
+        """Predict a labelled fastai ``DataLoader`` with the learner (the validation set by
+        default) and wrap the outputs, in asl-eval's terms: fastai's ``vocab`` becomes
+        ``classes``, ``preds`` becomes ``y_proba`` and ``targs`` becomes ``y_true``.
+
+        This is the notebook's one-liner after training, ``Predictions.from_learner(learn)``,
+        or, for a test folder labelled by the training pipeline's own label function,
+        ``Predictions.from_learner(learn, learn.dls.test_dl(files, with_labels=True),
+        name="test")``. It calls the learner's own ``get_preds`` and imports neither fastai nor
+        torch, so this module stays light. To evaluate a folder with labels from folder or file
+        names, and every file accounted for, use :func:`asl_eval.inference.predict_folder`.
+
+        Raises
+        ------
+        ReportError
+            When the loader has no labels (a ``test_dl`` made without ``with_labels=True``).
+        """
+        loader = dl if dl is not None else learner.dls.valid
+        with learner.no_bar():
+            probabilities, targets = learner.get_preds(dl=loader)
+        if targets is None:
+            raise ReportError(
+                "This DataLoader has no labels, so there is nothing to evaluate against. Make "
+                "it with learn.dls.test_dl(files, with_labels=True), or use "
+                "asl_eval.predict_folder, which takes labels from folder or file names."
+            )
+        y_proba = np.asarray(probabilities.float().numpy(), dtype=np.float64)
+        items = list(getattr(loader, "items", None) or [])
+        paths = (
+            tuple(str(item) for item in items)
+            if len(items) == len(y_proba) and all(isinstance(i, str | Path) for i in items)
+            else tuple(f"#{i}" for i in range(len(y_proba)))
+        )
+        return cls(
+            classes=tuple(str(c) for c in learner.dls.vocab),
+            paths=paths,
+            y_true=np.asarray(targets.numpy(), dtype=np.int64),
+            y_proba=y_proba,
+            name=name,
+            source=source or ("validation split" if dl is None else "fastai DataLoader"),
+        )
 
     @classmethod
     def from_labels(
