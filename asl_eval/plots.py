@@ -1,4 +1,5 @@
-"""Figures for the metrics of :mod:`asl_eval.metrics`.
+"""Figures for the metrics of :mod:`asl_eval.metrics` (matplotlib and seaborn; imports the
+metrics and the errors only, never torch or fastai).
 
 Each ``plot_*`` function takes a table that a metric function computed and an optional Axes,
 draws on it and returns it. With ``ax=None`` a new :class:`matplotlib.figure.Figure` is made
@@ -46,6 +47,26 @@ def _require_columns(table: pd.DataFrame, columns: tuple[str, ...], produced_by:
         )
 
 
+def _per_class_tables(
+    table: pd.DataFrame | Mapping[str, pd.DataFrame],
+) -> dict[str, pd.DataFrame]:
+    """The tables to draw, checked: per_class_accuracy() columns, the same classes in each."""
+    tables = dict(table) if isinstance(table, Mapping) else {"": table}
+    if not tables:
+        raise ReportError("no per-class tables to plot; pass at least one.")
+    columns = ("accuracy", "ci_low", "ci_high")
+    for frame in tables.values():
+        _require_columns(frame, columns, "per_class_accuracy")
+    classes = list(next(iter(tables.values())).index)
+    for name, frame in tables.items():
+        if list(frame.index) != classes:
+            raise ReportError(
+                f"table {name!r} has different classes from the first table; compare sets "
+                "evaluated with the same model."
+            )
+    return tables
+
+
 def plot_per_class_accuracy(
     table: pd.DataFrame | Mapping[str, pd.DataFrame],
     ax: Axes | None = None,
@@ -71,19 +92,8 @@ def plot_per_class_accuracy(
         order, each with its ``errorbar``; a class without images has a NaN-height (invisible)
         bar.
     """
-    tables = dict(table) if isinstance(table, Mapping) else {"": table}
-    if not tables:
-        raise ReportError("no per-class tables to plot; pass at least one.")
-    columns = ("accuracy", "ci_low", "ci_high")
-    for frame in tables.values():
-        _require_columns(frame, columns, "per_class_accuracy")
+    tables = _per_class_tables(table)
     classes = list(next(iter(tables.values())).index)
-    for name, frame in tables.items():
-        if list(frame.index) != classes:
-            raise ReportError(
-                f"table {name!r} has different classes from the first table; compare sets "
-                "evaluated with the same model."
-            )
     n_sets, n_classes = len(tables), len(classes)
     if ax is None:
         ax = _new_axes(max(6.0, 0.28 * n_classes * (1 + 0.5 * (n_sets - 1)) + 1.5), 4.0)
@@ -120,6 +130,14 @@ def plot_per_class_accuracy(
     if title:
         ax.set_title(title, loc="left")
     return ax
+
+
+def _cell_labels(values: np.ndarray, *, is_count: bool) -> np.ndarray:
+    """Cell annotations: counts as integers, shares with two decimals, zeros and NaN blank."""
+    labels = np.full(values.shape, "", dtype=object)
+    shown = np.isfinite(values) & (values != 0)
+    labels[shown] = [f"{v:.0f}" if is_count else f"{v:.2f}" for v in values[shown]]
+    return labels
 
 
 def plot_confusion_matrix(
@@ -162,9 +180,7 @@ def plot_confusion_matrix(
         annotate = n_classes <= 30
     # confusion_matrix() returns integers for counts and floats when normalised.
     is_count = all(dtype.kind in "iu" for dtype in matrix.dtypes)
-    labels = np.full(values.shape, "", dtype=object)
-    shown = np.isfinite(values) & (values != 0)
-    labels[shown] = [f"{v:.0f}" if is_count else f"{v:.2f}" for v in values[shown]]
+    labels = _cell_labels(values, is_count=is_count)
     font_size = 10 if n_classes <= 12 else (8 if n_classes <= 20 else 6.5)
     sns.heatmap(
         matrix.astype(np.float64),
