@@ -20,6 +20,7 @@ from asl_eval.errors import ReportError, first_few
 from asl_eval.metrics import reliability_ece
 
 __all__ = [
+    "literal",
     "plot_confidence_histogram",
     "plot_confusion_matrix",
     "plot_domain_gap",
@@ -29,6 +30,17 @@ __all__ = [
 
 #: Colour-blind-safe colours (Okabe-Ito) for up to eight sets side by side.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+
+
+def literal(text: object) -> str:
+    """``text`` as matplotlib should show it: every ``$`` escaped, so a class or set name that
+    contains dollars is drawn as written instead of being parsed as math (where an unbalanced
+    or invalid expression fails the whole figure).
+
+    >>> print(literal("$x$ 5$"))
+    \\$x\\$ 5\\$
+    """
+    return str(text).replace("$", r"\$")
 
 
 def _new_axes(width: float, height: float) -> Axes:
@@ -116,9 +128,9 @@ def plot_per_class_accuracy(
             ecolor="#333333",
             capsize=min(3.0, 20.0 / n_classes + 1),
             error_kw={"linewidth": 0.8},
-            label=name or None,
+            label=literal(name) if name else None,
         )
-    ax.set_xticks(positions, [str(c) for c in classes], rotation=90 if n_classes > 12 else 0)
+    ax.set_xticks(positions, [literal(c) for c in classes], rotation=90 if n_classes > 12 else 0)
     ax.set_xlim(-0.6, n_classes - 0.4)
     ax.set_ylim(0.0, 1.05)
     ax.set_ylabel("accuracy (whiskers: Wilson interval)")
@@ -128,7 +140,7 @@ def plot_per_class_accuracy(
     if n_sets > 1:
         ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=min(n_sets, 4), frameon=False)
     if title:
-        ax.set_title(title, loc="left")
+        ax.set_title(literal(title), loc="left")
     return ax
 
 
@@ -192,8 +204,8 @@ def plot_confusion_matrix(
         square=True,
         linewidths=0.4,
         linecolor="#dddddd",
-        xticklabels=True,
-        yticklabels=True,
+        xticklabels=[literal(c) for c in matrix.columns],
+        yticklabels=[literal(c) for c in matrix.index],
         vmin=0.0,
         cbar_kws={"label": "images" if is_count else "share", "shrink": 0.8},
     )
@@ -203,7 +215,7 @@ def plot_confusion_matrix(
     ax.tick_params(axis="x", labelrotation=90)
     ax.tick_params(axis="y", labelrotation=0)
     if title:
-        ax.set_title(title)
+        ax.set_title(literal(title))
     return ax
 
 
@@ -259,7 +271,7 @@ def plot_reliability_diagram(
     ax.set_aspect("equal")
     ax.legend(loc="upper left")
     if title:
-        ax.set_title(title)
+        ax.set_title(literal(title))
     return ax
 
 
@@ -293,7 +305,7 @@ def plot_domain_gap(
     ax.scatter(inside, rows, color=PALETTE[0], zorder=3, label="in domain")
     ax.scatter(outside, rows, color=PALETTE[5], zorder=3, label="out of domain")
     labels = [
-        f"{name} *" if sig else str(name)
+        f"{literal(name)} *" if sig else literal(name)
         for name, sig in zip(comparison.index, significant, strict=True)
     ]
     ax.set_yticks(rows, labels)
@@ -313,7 +325,7 @@ def plot_domain_gap(
         title="* significant change (Fisher, Holm)",
     )
     if title:
-        ax.set_title(title, loc="left")
+        ax.set_title(literal(title), loc="left")
     return ax
 
 
@@ -357,5 +369,5 @@ def plot_confidence_histogram(
     ax.set_ylabel("images")
     ax.legend(loc="upper left")
     if title:
-        ax.set_title(title)
+        ax.set_title(literal(title))
     return ax

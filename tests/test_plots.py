@@ -187,3 +187,40 @@ def test_confidence_histogram_stacks_correct_and_wrong() -> None:
     np.testing.assert_allclose(heights(wrong), histogram["wrong"])
     np.testing.assert_allclose([b.get_y() for b in wrong.patches], histogram["correct"])
     assert (histogram["correct"] + histogram["wrong"]).sum() == p.n_images
+
+
+HOSTILE = ("$\\notacommand$", "5$", "a$b$c")
+
+
+def test_names_with_dollars_are_drawn_as_written(tmp_path: Path) -> None:
+    """A class or set named with ``$`` is text, not math: the figure still draws."""
+    p = Predictions(
+        classes=HOSTILE,
+        paths=("x/1.jpg", "x/2.jpg", "x/3.jpg"),
+        y_true=np.array([0, 1, 2]),
+        y_proba=np.array([[0.8, 0.1, 0.1], [0.7, 0.2, 0.1], [0.1, 0.1, 0.8]]),
+        name="set $1$",
+    )
+    q = Predictions(
+        classes=HOSTILE,
+        paths=("y/1.jpg", "y/2.jpg", "y/3.jpg"),
+        y_true=np.array([0, 1, 2]),
+        y_proba=np.array([[0.1, 0.8, 0.1], [0.2, 0.7, 0.1], [0.1, 0.1, 0.8]]),
+        name="other",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # tiny sets: undefined intervals
+        axes = [
+            plots.plot_per_class_accuracy(
+                {p.name: metrics.per_class_accuracy(p), q.name: metrics.per_class_accuracy(q)},
+                title="$\\bad$",
+            ),
+            plots.plot_confusion_matrix(metrics.confusion_matrix(p)),
+            plots.plot_domain_gap(metrics.domain_comparison(p, q)),
+        ]
+    for i, ax in enumerate(axes):
+        ax.figure.savefig(tmp_path / f"{i}.png")  # raised ValueError before names were escaped
+    shown = [t.get_text() for t in axes[1].get_xticklabels()]
+    assert shown == [plots.literal(c) for c in HOSTILE]
+    # what a reader sees: matplotlib draws the escaped text literally
+    assert not any(t._preprocess_math(t.get_text())[1] for t in axes[1].get_xticklabels())
