@@ -7,6 +7,7 @@ catches :class:`AslEvalError` in one place, prints the message and exits with co
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +24,7 @@ __all__ = [
     "UnreadableImage",
     "UnsafeModelError",
     "first_few",
+    "printable",
 ]
 
 
@@ -87,12 +89,39 @@ class ReportError(AslEvalError, ValueError):
     do not fit together: different lengths, probabilities of the wrong shape)."""
 
 
+# C0 controls (ESC starts terminal escape sequences; CR and backspace overwrite what was
+# printed), DEL, C1 controls (0x9b is a one-byte CSI), and the Unicode line separators and
+# bidirectional overrides that reorder what a reader sees.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: object, *, keep: str = "") -> str:
+    """``text`` safe to print on a terminal: control characters (terminal escape sequences,
+    carriage returns, bidirectional overrides) written as visible ``\\xNN`` escapes, except those
+    in ``keep`` (``keep="\\n"`` for a multi-line message asl-eval wrote itself).
+
+    File names and labels come from the user's disk and reach the terminal through messages and
+    the labels dry run; nothing in them may move the cursor, recolour or rewrite the screen.
+
+    >>> printable("A\\x1b[2J")
+    'A\\\\x1b[2J'
+    >>> printable("two\\nlines", keep="\\n")
+    'two\\nlines'
+    """
+    return _CONTROL.sub(lambda m: m.group() if m.group() in keep else _escape(m), str(text))
+
+
 def first_few(items: Sequence[object], limit: int = 3) -> str:
     """Format the first ``limit`` items for an error message, noting how many were left out.
 
     >>> first_few(["a.png", "b.png", "c.png", "d.png"])
     'a.png, b.png, c.png (and 1 more)'
     """
-    shown = ", ".join(str(item) for item in items[:limit])
+    shown = ", ".join(printable(item) for item in items[:limit])
     rest = len(items) - limit
     return f"{shown} (and {rest} more)" if rest > 0 else shown

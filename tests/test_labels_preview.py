@@ -137,3 +137,12 @@ def test_real_massey_letters_align_and_digits_are_listed() -> None:
     methods = {a["label"]: (a["class"], a["method"]) for a in preview.alignment}
     assert methods["a"] == ("A", "case") and methods["0"] == (None, "none")
     assert "Not in the model's classes (200 files" in preview.render_text()
+
+
+def test_rendering_never_prints_terminal_escapes_from_names(tmp_path: Path) -> None:
+    """A folder or file name with an escape sequence is shown escaped, never sent raw."""
+    hostile = "X\x1b[2J\x1b]0;owned\x07"
+    touch(tmp_path, f"{hostile}/a.jpg", f"{hostile}/b.jpg", f"A/{hostile}.jpg", "loose\r.jpg")
+    text = render_label_preview(preview_labels(tmp_path, classes=["A", "B"]))
+    assert "\x1b" not in text and "\x07" not in text and "\r" not in text
+    assert "X\\x1b[2J" in text  # the name is still there, readable

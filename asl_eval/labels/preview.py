@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from asl_eval.errors import first_few
+from asl_eval.errors import first_few, printable
 from asl_eval.labels.assignment import label_outcome
 from asl_eval.labels.detection import Reading
 from asl_eval.labels.rules import FILENAME_RULES, RULE_DESCRIPTIONS, LabelOptions, RuleName
@@ -298,7 +298,9 @@ def render_label_preview(preview: LabelPreview) -> str:
         _render_not_in_classes(preview),
         _render_leftovers(preview),
     ]
-    return "\n".join(line for section in sections for line in section)
+    # File names and labels come from the user's disk: each line is made printable, so none of
+    # them can carry a terminal escape sequence to the screen.
+    return "\n".join(printable(line) for section in sections for line in section)
 
 
 def _render_found(preview: LabelPreview) -> list[str]:
