@@ -80,6 +80,7 @@ def run(size: int, batch: int, repeats: int) -> dict[str, float | int | str]:
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     from asl_eval import cam
+    from asl_eval.cam.engine import explain_tensor
 
     warnings.filterwarnings("ignore")
     with tempfile.TemporaryDirectory() as tmp:
@@ -88,7 +89,7 @@ def run(size: int, batch: int, repeats: int) -> dict[str, float | int | str]:
         paths = [files[i % len(files)] for i in range(batch)]
         x, _ = cam.preprocess(learner, paths)
     model = learner.model.eval()
-    layer_name, layer = cam.resolve_layer(model)
+    layer_name, layer = cam.resolve_layer(model, input_size=(size, size))  # the automatic layer
     n_classes = len(learner.dls.vocab)
     true_class = [i % n_classes for i in range(batch)]
 
@@ -97,10 +98,10 @@ def run(size: int, batch: int, repeats: int) -> dict[str, float | int | str]:
             return model(x)
 
     def ours_one() -> object:
-        return cam._explain_tensor(model, layer_name, layer, x, [None], "gradcam")
+        return explain_tensor(model, layer_name, layer, x, [None], "gradcam")
 
     def ours_two() -> object:
-        return cam._explain_tensor(model, layer_name, layer, x, [None, true_class], "gradcam")
+        return explain_tensor(model, layer_name, layer, x, [None, true_class], "gradcam")
 
     plain = GradCAM(model=model, target_layers=[layer])
 
@@ -121,7 +122,7 @@ def run(size: int, batch: int, repeats: int) -> dict[str, float | int | str]:
 
     targets = [ClassifierOutputTarget(c) for c in true_class]
     reference = plain(x, targets=targets)
-    ours, _ = cam._explain_tensor(model, layer_name, layer, x, [true_class], "gradcam")
+    ours = explain_tensor(model, layer_name, layer, x, [true_class], "gradcam").cams
     plain.activations_and_grads.release()
     max_diff = float(np.abs(ours[0] - reference).max())
     return {

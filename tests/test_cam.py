@@ -1,13 +1,11 @@
 """Tests of asl_eval.cam on real fastai models (the session's tiny resnet18, and untrained
 vision_learner bodies for layer detection), checked against a hand-written Grad-CAM and
-against plain pytorch-grad-cam."""
+against plain pytorch-grad-cam. The report section is tested in test_cam_section.py."""
 
 from __future__ import annotations
 
 import io
-import json
 import math
-import shutil
 import warnings
 
 import numpy as np
@@ -20,24 +18,18 @@ from sklearn.metrics import recall_score
 from torch import nn
 
 from asl_eval import cam
-from asl_eval.errors import AslEvalError, InputError, LabelError
+from asl_eval.errors import AslEvalError, InputError
 from asl_eval.predictions import Predictions
 
 # The tiny model sees 32 px images: its last block (0.7) outputs a 1x1 map, so the heatmap
-# tests use layer2 (0.5, 4x4) and layer3 (0.6, 2x2), where a heatmap has structure.
+# tests use layer2 (0.5, 4x4: also the automatic layer at 32 px) and layer3 (0.6, 2x2), where a
+# heatmap has structure.
 LAYER = "0.5"
 
 
 @pytest.fixture(scope="module")
 def ood_paths(tiny_model):  # type: ignore[no-untyped-def]
     return sorted(tiny_model.data.ood_test.rglob("*.jpg"))[:6]
-
-
-@pytest.fixture(scope="module")
-def ood_predictions(tiny_learner, tiny_model):  # type: ignore[no-untyped-def]
-    from asl_eval.inference import predict_folder
-
-    return predict_folder(tiny_learner, tiny_model.data.ood_test, name="ood")
 
 
 def hook_state(model: nn.Module) -> list[tuple[str, int, int, int, int]]:
@@ -222,8 +214,41 @@ def test_model_without_conv_layer_is_a_clear_error(tiny_learner, ood_paths):  # 
 
 def test_one_by_one_feature_map_warns(tiny_learner, ood_paths):  # type: ignore[no-untyped-def]
     with pytest.warns(UserWarning, match="1x1 map"):
-        maps = cam.compute_cams(tiny_learner, ood_paths[:2])
+        maps = cam.compute_cams(tiny_learner, ood_paths[:2], layer="0.7")
     assert np.all(maps == 0)
+
+
+def output_size(model: nn.Module, layer: str, x: torch.Tensor) -> tuple[int, int]:
+    """The layer's output height and width for ``x``, measured with a plain forward hook."""
+    seen: list[tuple[int, int]] = []
+    handle = model.get_submodule(layer).register_forward_hook(
+        lambda module, inputs, output: seen.append(tuple(output.shape[-2:]))
+    )
+    try:
+        with torch.no_grad():
+            model.eval()(x)
+    finally:
+        handle.remove()
+    return seen[0]
+
+
+def test_automatic_layer_steps_back_to_a_3x3_map(tiny_learner, ood_paths):  # type: ignore[no-untyped-def]
+    """At 32 px resnet18's last block (0.7) is 1x1 and layer3 (0.6) 2x2: the automatic layer is
+    layer2 (0.5, 4x4), with no warning, and the stated map size is the measured one."""
+    model = tiny_learner.model
+    x, _ = cam.preprocess(tiny_learner, ood_paths[:2])
+    assert cam.find_target_layer(model) == "0.7"
+    sizes = cam.feature_map_sizes(model, (32, 32))
+    assert sizes["0.7"] == (1, 1) and sizes["0.6"] == (2, 2) and sizes["0.5"] == (4, 4)
+    before = hook_state(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = cam.explain_images(tiny_learner, ood_paths[:2], [None])
+    assert hook_state(model) == before  # the dry pass leaves no hook behind
+    assert result.layer == "0.5" and result.map_size == (4, 4)
+    assert result.map_size == output_size(model, "0.5", x)
+    named = cam.compute_cams(tiny_learner, ood_paths[:2], layer="0.5")
+    assert np.array_equal(result.cams[0], named)
 
 
 # -- layer detection on real fastai bodies and torchvision models --------------------------------
@@ -237,14 +262,14 @@ def small_dls(tiny_model):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize(
-    ("arch", "expected", "kind"),
+    ("arch", "expected", "kind", "at_64px"),
     [
-        ("resnet18", "0.7", nn.Sequential),
-        ("xresnet18", "0.7", nn.Sequential),
-        ("densenet121", "0.0.norm5", nn.BatchNorm2d),
+        ("resnet18", "0.7", nn.Sequential, "0.6"),
+        ("xresnet18", "0.7", nn.Sequential, "0.6"),
+        ("densenet121", "0.0.norm5", nn.BatchNorm2d, "0.0.denseblock3"),
     ],
 )
-def test_vision_learner_layers(small_dls, ood_paths, arch, expected, kind):  # type: ignore[no-untyped-def]
+def test_vision_learner_layers(small_dls, ood_paths, arch, expected, kind, at_64px):  # type: ignore[no-untyped-def]
     import fastai.vision.all as fv
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -252,13 +277,21 @@ def test_vision_learner_layers(small_dls, ood_paths, arch, expected, kind):  # t
     learner = fv.vision_learner(small_dls, getattr(fv, arch), pretrained=False)
     name, module = cam.resolve_layer(learner.model)
     assert name == expected and isinstance(module, kind)
-    # at 64 px the last block is 2x2: the automatic layer gives real heatmaps, equal to plain
+    # at 64 px the last block is 2x2: the automatic layer steps back to a block with a map of
+    # at least 3x3, states its size, and gives the heatmaps of plain pytorch-grad-cam there
+    assert cam.learner_input_size(learner) == (3, 64, 64)
+    auto_name, auto_module = cam.resolve_layer(learner.model, input_size=(64, 64))
+    assert auto_name == at_64px
     x, _ = cam.preprocess(learner, ood_paths[:2])
-    got = cam.compute_cams(learner, ood_paths[:2], 1)
-    with GradCAM(learner.model, [module]) as engine:
+    assert output_size(learner.model, expected, x) == (2, 2)
+    got = cam.explain_images(learner, ood_paths[:2], [1])
+    assert got.layer == at_64px
+    assert got.map_size == output_size(learner.model, at_64px, x)
+    assert min(got.map_size) >= cam.MIN_MAP_SIZE
+    with GradCAM(learner.model, [auto_module]) as engine:
         reference = engine(x, [ClassifierOutputTarget(1)] * 2)
-    assert got.shape == (2, 64, 64)
-    assert np.abs(got - reference).max() < 1e-5
+    assert got.cams.shape == (1, 2, 64, 64)
+    assert np.abs(got.cams[0] - reference).max() < 1e-5
 
 
 @pytest.mark.parametrize(
@@ -358,7 +391,8 @@ def test_selection_by_hand_and_errors():  # type: ignore[no-untyped-def]
     p = Predictions.from_labels(
         ["A", "B"], np.array([[0.9, 0.1, 0.0], [0.5, 0.4, 0.1]]), ["A", "B", "C"]
     )
-    selection = cam.select_cam_images(p, classes=cam.parse_cam_classes("B,C"))
+    with pytest.warns(UserWarning, match=r"no images of class\(es\) C"):
+        selection = cam.select_cam_images(p, classes=cam.parse_cam_classes("B,C"))
     assert selection.classes == ("B", "C") and selection.by_hand
     assert selection.per_class == {"B": (1,), "C": ()}
     assert np.isnan(selection.class_accuracy["C"])
@@ -386,80 +420,55 @@ def test_confidence_drop_by_hand_and_road_repeatable(tiny_learner, ood_paths):  
     assert np.array_equal(road, again) and np.all(np.abs(road) <= 1)
 
 
-# -- the report section --------------------------------------------------------------------------
-def test_build_cam_section(tiny_learner, tiny_model, ood_predictions, tmp_path):  # type: ignore[no-untyped-def]
-    valid = Predictions.load(tiny_model.valid_predictions)
-    # copy the OOD images so one can be removed: it must be reported as skipped, not dropped
-    copies = []
-    for path in ood_predictions.paths:
-        target = tmp_path / path.split("/")[-2] / path.split("/")[-1]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, target)
-        copies.append(str(target))
-    ood = Predictions(
-        classes=ood_predictions.classes,
-        paths=tuple(copies),
-        y_true=ood_predictions.y_true,
-        y_proba=ood_predictions.y_proba,
-        name="ood",
+# -- the adapter's reliance on pytorch-grad-cam's internals --------------------------------------
+def test_pytorch_grad_cam_internals_the_adapter_relies_on_are_unchanged():  # type: ignore[no-untyped-def]
+    from importlib.metadata import version
+
+    from asl_eval.cam.engine import library_mismatches
+
+    problems = library_mismatches()
+    assert not problems, (
+        f"pytorch-grad-cam {version('grad-cam')} changed internals that asl_eval/cam/engine.py "
+        f"relies on (RELIED_ON_INTERNALS): {'; '.join(problems)}. Adapt _cam_engine and "
+        "_cams_for_targets to the new library, then move the grad-cam bound in pyproject.toml."
     )
-    first = cam.select_cam_images(ood, k=3, n_per_class=2)
-    gone = copies[first.per_class[first.classes[0]][0]]
-    (tmp_path / gone).unlink()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", UserWarning)  # model and stored predictions agree
-        section = cam.build_cam_section(
-            tiny_learner,
-            {"valid": valid, "ood": ood},
-            ood_set="ood",
-            k=3,
-            n_per_class=2,
-            n_top_losses=2,
-            n_mean=4,
-            layer=LAYER,
-            thumbnail_size=64,
-        )
-    assert section.in_domain_set == "valid" and section.layer == LAYER
-    assert [path for path, _ in section.skipped] == [gone]
-    assert "unreadable" in section.skipped[0][1]
-    assert [g.class_name for g in section.galleries] == list(first.classes)
-    shown = [i.path for g in section.galleries for i in g.images]
-    assert gone not in shown and len(shown) == 2 * 3 - 1
-    for gallery in section.galleries:
-        c = ood.classes.index(gallery.class_name)
-        assert gallery.n_ood_images == int((ood.y_true == c).sum())
-        assert gallery.ood_accuracy == pytest.approx(first.class_accuracy[gallery.class_name])
-        assert gallery.mean_ood is not None
-        n_valid = int((valid.y_true == c).sum())
-        if n_valid:
-            assert gallery.mean_in_domain is not None
-            assert gallery.mean_in_domain.set_name == "valid"
-            assert gallery.mean_in_domain.n_images == min(4, n_valid)
-        else:
-            assert gallery.mean_in_domain is None
-        assert gallery.mean_ood.cam.shape == (32, 32)
-        for item in gallery.images:
-            row = ood.paths.index(item.path)
-            assert item.true_class == gallery.class_name
-            assert item.proba_true == pytest.approx(ood.y_proba[row, c])
-            assert item.proba_pred == pytest.approx(ood.y_proba[row].max())
-            assert np.isfinite(item.faithfulness_pred) and np.isfinite(item.faithfulness_true)
-            if item.correct:
-                assert np.array_equal(item.cam_pred, item.cam_true)
-            for png in (item.image_png, item.pred_png, item.true_png):
-                assert Image.open(io.BytesIO(png)).size == (64, 64)
-        scores = [i.faithfulness_pred for i in gallery.images]
-        if scores:
-            assert gallery.mean_faithfulness == pytest.approx(np.mean(scores))
-    gallery_paths = set(shown) | {gone}
-    assert all(i.path not in gallery_paths for i in section.top_losses)
-    assert len(section.top_losses) == 2
-    json.dumps(section.summary())
 
 
-def test_build_cam_section_errors(tiny_learner, ood_predictions):  # type: ignore[no-untyped-def]
-    with pytest.raises(cam.CamError, match="No evaluation set named 'massey'"):
-        cam.build_cam_section(tiny_learner, {"ood": ood_predictions}, ood_set="massey")
-    other = Predictions.from_labels(["A"], np.array([[1.0]]), ["A"])
-    with pytest.raises(LabelError, match="explain them with the model that made them"):
-        cam.build_cam_section(tiny_learner, {"ood": other}, ood_set="ood")
+def test_internals_check_notices_a_change(monkeypatch):  # type: ignore[no-untyped-def]
+    from pytorch_grad_cam.base_cam import BaseCAM
+
+    from asl_eval.cam.engine import library_mismatches
+
+    def renamed(self, input_tensor, targets, smooth):  # type: ignore[no-untyped-def]
+        return []
+
+    monkeypatch.setattr(BaseCAM, "compute_cam_per_layer", renamed)
+    monkeypatch.delattr(BaseCAM, "aggregate_multi_layers")
+    problems = " ".join(library_mismatches())
+    assert "compute_cam_per_layer takes ('input_tensor', 'targets', 'smooth')" in problems
+    assert "aggregate_multi_layers takes nothing" in problems
+
+
+def test_only_the_engine_imports_pytorch_grad_cam() -> None:
+    import ast
+    from pathlib import Path
+
+    import asl_eval
+
+    root = Path(asl_eval.__file__).parent
+    importers = set()
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            if any(name.split(".")[0] == "pytorch_grad_cam" for name in names):
+                importers.add(path.relative_to(root).as_posix())
+    assert importers == {"cam/engine.py"}, (
+        f"pytorch_grad_cam is imported by {sorted(importers)}; only asl_eval/cam/engine.py, the "
+        "one adapter, may import it."
+    )
