@@ -17,6 +17,7 @@ __all__ = [
     "InputError",
     "LabelError",
     "LedgerError",
+    "MetricError",
     "ModelLoadError",
     "PickleFormatError",
     "ReportError",
@@ -85,8 +86,13 @@ class TrainingError(AslEvalError, RuntimeError):
 
 
 class ReportError(AslEvalError, ValueError):
-    """A report cannot be built from the given predictions (or, for metrics, the arrays given
-    do not fit together: different lengths, probabilities of the wrong shape)."""
+    """A report cannot be built, read or written from what was given."""
+
+
+class MetricError(AslEvalError, ValueError):
+    """Data given to a metric or to a :class:`~asl_eval.predictions.Predictions` table does not
+    fit together (different lengths, probabilities of the wrong shape or range), or an option is
+    out of its range."""
 
 
 # C0 controls (ESC starts terminal escape sequences; CR and backspace overwrite what was

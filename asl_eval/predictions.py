@@ -19,7 +19,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import pandas as pd
 
-from asl_eval.errors import LedgerError, ReportError
+from asl_eval.errors import LabelError, LedgerError, MetricError, ReportError
 
 __all__ = [
     "PROBABILITY_FLOOR",
@@ -189,24 +189,24 @@ class Predictions:
         y_proba = np.asarray(self.y_proba, dtype=np.float64)
         n, k = len(paths), len(classes)
         if k == 0:
-            raise ReportError("Predictions need at least one class.")
+            raise MetricError("Predictions need at least one class.")
         if len(set(classes)) != k:
-            raise ReportError(f"classes are not unique: {classes}")
+            raise MetricError(f"classes are not unique: {classes}")
         if y_proba.ndim != 2 or y_proba.shape != (n, k):
-            raise ReportError(
+            raise MetricError(
                 f"y_proba must have shape (n_images, n_classes) = ({n}, {k}); got {y_proba.shape}"
             )
         if y_true.shape != (n,):
-            raise ReportError(f"y_true must have {n} entries, one per path; got {y_true.shape[0]}")
+            raise MetricError(f"y_true must have {n} entries, one per path; got {y_true.shape[0]}")
         if n and (y_true.min() < 0 or y_true.max() >= k):
-            raise ReportError(f"y_true holds class indices outside 0..{k - 1}")
+            raise MetricError(f"y_true holds class indices outside 0..{k - 1}")
         if n and not (np.isfinite(y_proba).all() and y_proba.min() >= 0 and y_proba.max() <= 1):
-            raise ReportError(
+            raise MetricError(
                 "y_proba must hold probabilities in [0, 1] (softmax output), with no NaN; "
                 f"got values from {np.nanmin(y_proba):g} to {np.nanmax(y_proba):g}"
             )
         if n and not np.allclose(y_proba.sum(axis=1), 1.0, atol=1e-3):
-            raise ReportError(
+            raise MetricError(
                 "y_proba rows do not sum to one: pass probabilities (softmax output), not logits"
             )
         ledger = self.ledger
@@ -217,7 +217,7 @@ class Predictions:
             )
         evaluated = tuple(e.path for e in ledger.by_status("evaluated"))
         if evaluated != paths:
-            raise ReportError(
+            raise MetricError(
                 f"the ledger's {len(evaluated)} evaluated files do not match "
                 f"the {n} predicted paths"
             )
@@ -357,14 +357,14 @@ class Predictions:
 
         Raises
         ------
-        ReportError
+        LabelError
             When the loader has no labels (a ``test_dl`` made without ``with_labels=True``).
         """
         loader = dl if dl is not None else learner.dls.valid
         with learner.no_bar():
             probabilities, targets = learner.get_preds(dl=loader)
         if targets is None:
-            raise ReportError(
+            raise LabelError(
                 "This DataLoader has no labels, so there is nothing to evaluate against. Make "
                 "it with learn.dls.test_dl(files, with_labels=True), or use "
                 "asl_eval.predict_folder, which takes labels from folder or file names."
@@ -404,7 +404,7 @@ class Predictions:
         index = {c: i for i, c in enumerate(classes)}
         unknown = sorted({str(y) for y in y_true if y not in index})
         if unknown:
-            raise ReportError(f"labels not in classes: {unknown[:5]}")
+            raise LabelError(f"labels not in classes: {unknown[:5]}")
         return cls(
             classes=tuple(classes),
             paths=tuple(paths) if paths is not None else tuple(f"#{i}" for i in range(len(y_true))),

@@ -65,7 +65,7 @@ def test_notebook_flow_from_model_file_to_report(tiny_model, tmp_path: Path) -> 
 def test_from_learner_refuses_a_loader_without_labels(tiny_model, tiny_learner) -> None:  # type: ignore[no-untyped-def]
     files = sorted(Path(tiny_model.data.ood_test).rglob("*.jpg"))[:4]
     loader = tiny_learner.dls.test_dl(files)
-    with pytest.raises(asl_eval.ReportError, match="with_labels=True"):
+    with pytest.raises(asl_eval.LabelError, match="with_labels=True"):
         asl_eval.Predictions.from_learner(tiny_learner, loader, name="test")
 
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sklearn.calibration import calibration_curve
 
 from asl_eval import metrics
-from asl_eval.errors import LabelError, ReportError
+from asl_eval.errors import LabelError, MetricError
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -138,19 +138,19 @@ def test_brier_and_log_loss_edge_cases() -> None:
 
 
 def test_proba_validation() -> None:
-    with pytest.raises(ReportError, match="Apply softmax"):
+    with pytest.raises(MetricError, match="Apply softmax"):
         metrics.top_k_accuracy([0, 1], [[2.0, -1.0], [0.5, 0.5]])
-    with pytest.raises(ReportError, match=r"rows 0\)"):
+    with pytest.raises(MetricError, match=r"rows 0\)"):
         metrics.log_loss([0], [[np.nan, 1.0]])
-    with pytest.raises(ReportError, match="2 columns but there are 3 classes"):
+    with pytest.raises(MetricError, match="2 columns but there are 3 classes"):
         metrics.log_loss([0], [[0.5, 0.5]], classes=["A", "B", "C"])
-    with pytest.raises(ReportError, match=r"shape \(n_images, n_classes\)"):
+    with pytest.raises(MetricError, match=r"shape \(n_images, n_classes\)"):
         metrics.brier_score([0, 1], [[0.5, 0.5]])
-    with pytest.raises(ReportError, match="y_proba is missing"):
+    with pytest.raises(MetricError, match="y_proba is missing"):
         metrics.log_loss([0, 1])
-    with pytest.raises(ReportError, match="n_bins must be a positive integer; got 0"):
+    with pytest.raises(MetricError, match="n_bins must be a positive integer; got 0"):
         metrics.reliability_table([0], [[1.0, 0.0]], n_bins=0)
-    with pytest.raises(ReportError, match=r"n_bins must be a positive integer; got 2\.5"):
+    with pytest.raises(MetricError, match=r"n_bins must be a positive integer; got 2\.5"):
         metrics.confidence_histogram([0], [[1.0, 0.0]], n_bins=2.5)  # type: ignore[arg-type]
 
 

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from sklearn.exceptions import UndefinedMetricWarning
 
 from asl_eval import metrics
-from asl_eval.errors import AslEvalError, LabelError, ReportError
+from asl_eval.errors import AslEvalError, LabelError, MetricError
 from asl_eval.predictions import Predictions
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -119,11 +119,11 @@ def test_labels_outside_classes_raise_with_the_offenders() -> None:
         metrics.accuracy_score(["A"], ["A"], classes=["A", "A"])
     with pytest.raises(LabelError, match="classes is empty"):
         metrics.accuracy_score(["A"], ["A"], classes=[])
-    with pytest.raises(ReportError, match="one entry per image; got 2 and 1"):
+    with pytest.raises(MetricError, match="one entry per image; got 2 and 1"):
         metrics.accuracy_score(["A", "B"], ["A"])
-    with pytest.raises(ReportError, match="y_pred is missing"):
+    with pytest.raises(MetricError, match="y_pred is missing"):
         metrics.accuracy_score(["A", "B"])
-    with pytest.raises(ReportError, match="one-dimensional"):
+    with pytest.raises(MetricError, match="one-dimensional"):
         metrics.accuracy_score([["A"]], [["A"]])
 
 
@@ -303,9 +303,9 @@ def test_top_k_ties_follow_argmax_and_k_beyond_classes() -> None:
     assert metrics.top_k_accuracy([1], proba, k=1) == 0.0
     assert metrics.top_k_accuracy([2], proba, k=3) == 1.0
     assert metrics.top_k_accuracy([2], proba, k=10) == 1.0
-    with pytest.raises(ReportError, match="k must be a positive integer; got 0"):
+    with pytest.raises(MetricError, match="k must be a positive integer; got 0"):
         metrics.top_k_accuracy([0], proba, k=0)
-    with pytest.raises(ReportError, match="positive integer; got True"):
+    with pytest.raises(MetricError, match="positive integer; got True"):
         metrics.top_k_accuracy([0], proba, k=True)
     with pytest.warns(RuntimeWarning, match="zero images"):
         assert math.isnan(metrics.top_k_accuracy([], np.zeros((0, 3))))
@@ -339,7 +339,7 @@ def test_confusion_matrix_matches_sklearn(case, normalize) -> None:
 
 
 def test_confusion_normalize_validation_and_warning() -> None:
-    with pytest.raises(ReportError, match="normalize must be one of None, 'true'"):
+    with pytest.raises(MetricError, match="normalize must be one of None, 'true'"):
         metrics.confusion_matrix(["A"], ["A"], normalize="rows")  # type: ignore[arg-type]
     with pytest.warns(RuntimeWarning, match="never predicted: B"):
         metrics.confusion_matrix(["A", "B"], ["A", "A"], normalize="pred")
@@ -373,7 +373,7 @@ def test_most_confused_lists_off_diagonal_cells(case, min_count: int) -> None:
 def test_most_confused_all_right_is_empty() -> None:
     table = metrics.most_confused(["A", "B"], ["A", "B"])
     assert table.empty and list(table.columns) == ["actual", "predicted", "count"]
-    with pytest.raises(ReportError, match="min_count must be a positive integer"):
+    with pytest.raises(MetricError, match="min_count must be a positive integer"):
         metrics.most_confused(["A"], ["A"], min_count=0)
 
 
@@ -394,17 +394,17 @@ def test_top_losses_orders_by_loss_and_keeps_paths() -> None:
     np.testing.assert_allclose(table["loss"], -np.log([0.3, 0.4, 0.9]))
     assert len(metrics.top_losses(predictions, k=None)) == 4
     assert metrics.top_losses(predictions, k=0).empty
-    with pytest.raises(ReportError, match="needs a Predictions"):
+    with pytest.raises(MetricError, match="needs a Predictions"):
         metrics.top_losses(proba)  # type: ignore[arg-type]
-    with pytest.raises(ReportError, match="k must be a non-negative integer; got -1"):
+    with pytest.raises(MetricError, match="k must be a non-negative integer; got -1"):
         metrics.top_losses(predictions, k=-1)
 
 
 def test_predictions_input_rejects_extra_arrays_and_other_classes() -> None:
     predictions = Predictions.from_labels(["A", "B"], np.eye(2), ["A", "B"])
-    with pytest.raises(ReportError, match="either a Predictions alone"):
+    with pytest.raises(MetricError, match="either a Predictions alone"):
         metrics.accuracy_score(predictions, predictions.y_pred)
-    with pytest.raises(ReportError, match="differ from the Predictions' classes"):
+    with pytest.raises(MetricError, match="differ from the Predictions' classes"):
         metrics.per_class_accuracy(predictions, classes=["A", "C"])
     assert issubclass(LabelError, AslEvalError) and issubclass(LabelError, ValueError)
-    assert issubclass(ReportError, AslEvalError) and issubclass(ReportError, ValueError)
+    assert issubclass(MetricError, AslEvalError) and issubclass(MetricError, ValueError)

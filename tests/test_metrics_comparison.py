@@ -14,7 +14,7 @@ from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
 from statsmodels.stats.multitest import multipletests
 
 from asl_eval import metrics
-from asl_eval.errors import ReportError
+from asl_eval.errors import MetricError
 from asl_eval.predictions import Predictions
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -134,14 +134,14 @@ def test_domain_comparison_finds_a_real_drop_and_summarises() -> None:
     assert summary.accuracy_in == pytest.approx(73 / 90)
     assert summary.accuracy_out == pytest.approx(45 / 90)
     assert summary.worst_classes == ("A",)
-    with pytest.raises(ReportError, match="missing columns"):
+    with pytest.raises(MetricError, match="missing columns"):
         metrics.domain_gap_summary(table.drop(columns="significant"))
 
 
 def test_domain_comparison_rejects_mismatched_classes() -> None:
     inside = predictions_with_counts(["A", "B"], [2, 2], [2, 2], "in")
     outside = predictions_with_counts(["A", "C"], [2, 2], [2, 2], "out")
-    with pytest.raises(ReportError, match="different classes"):
+    with pytest.raises(MetricError, match="different classes"):
         metrics.domain_comparison(inside, outside)
 
 
@@ -156,11 +156,11 @@ def test_domain_comparison_warns_for_classes_missing_from_a_set() -> None:
 
 def test_domain_comparison_rejects_bad_arguments() -> None:
     inside = predictions_with_counts(["A", "B"], [2, 2], [2, 2], "in")
-    with pytest.raises(ReportError, match="in_domain needs a Predictions; got list"):
+    with pytest.raises(MetricError, match="in_domain needs a Predictions; got list"):
         metrics.domain_comparison([0, 1], inside)  # type: ignore[arg-type]
-    with pytest.raises(ReportError, match="alternative must be one of 'two-sided', 'greater'"):
+    with pytest.raises(MetricError, match="alternative must be one of 'two-sided', 'greater'"):
         metrics.domain_comparison(inside, inside, alternative="less")  # type: ignore[arg-type]
-    with pytest.raises(ReportError, match="alpha must lie strictly between 0 and 1"):
+    with pytest.raises(MetricError, match="alpha must lie strictly between 0 and 1"):
         metrics.domain_comparison(inside, inside, alpha=5)
 
 
@@ -217,9 +217,9 @@ def test_mcnemar_accepts_two_predictions_and_checks_they_match() -> None:
     assert (result.b, result.c) == (6, 5)
     assert result.p_value == pytest.approx(scipy.stats.binomtest(5, 11).pvalue)
     other_images = predictions_with_counts(["A", "B"], [10, 10], [4, 10], "other")
-    with pytest.raises(ReportError, match="not of the same images"):
+    with pytest.raises(MetricError, match="not of the same images"):
         metrics.mcnemar_test(a, other_images)
-    with pytest.raises(ReportError, match="two Predictions"):
+    with pytest.raises(MetricError, match="two Predictions"):
         metrics.mcnemar_test(a, [0, 1])  # type: ignore[arg-type]
 
 

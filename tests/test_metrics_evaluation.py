@@ -15,7 +15,7 @@ import sklearn.metrics as skm
 from sklearn.exceptions import UndefinedMetricWarning
 
 from asl_eval import metrics
-from asl_eval.errors import ReportError
+from asl_eval.errors import MetricError
 from asl_eval.metrics import bootstrap, calibration, classification, confusion
 from asl_eval.predictions import Predictions
 
@@ -196,13 +196,13 @@ def test_evaluate_warns_once_per_message() -> None:
 
 def test_evaluate_rejects_bad_arguments() -> None:
     predictions = Predictions.from_labels(["A", "B"], np.eye(2), ["A", "B"])
-    with pytest.raises(ReportError, match="evaluate needs a Predictions; got list"):
+    with pytest.raises(MetricError, match="evaluate needs a Predictions; got list"):
         metrics.evaluate([0, 1])  # type: ignore[arg-type]
-    with pytest.raises(ReportError, match="n_resamples must be a positive integer"):
+    with pytest.raises(MetricError, match="n_resamples must be a positive integer"):
         metrics.evaluate(predictions, n_resamples=0)
-    with pytest.raises(ReportError, match="top_k must be a positive integer"):
+    with pytest.raises(MetricError, match="top_k must be a positive integer"):
         metrics.evaluate(predictions, top_k=0)
-    with pytest.raises(ReportError, match="n_top_losses must be a non-negative integer"):
+    with pytest.raises(MetricError, match="n_top_losses must be a non-negative integer"):
         metrics.evaluate(predictions, n_top_losses=-1)
 
 

@@ -16,7 +16,7 @@ from sklearn.exceptions import UndefinedMetricWarning
 from statsmodels.stats.proportion import proportion_confint
 
 from asl_eval import metrics
-from asl_eval.errors import ReportError
+from asl_eval.errors import MetricError
 from asl_eval.predictions import Predictions
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -53,12 +53,12 @@ def test_wilson_vectorised_and_empty() -> None:
 
 @pytest.mark.parametrize(("successes", "n"), [(-1, 5), (6, 5), (1, -1)])
 def test_wilson_rejects_impossible_counts(successes: int, n: int) -> None:
-    with pytest.raises(ReportError, match="0 <= successes <= n"):
+    with pytest.raises(MetricError, match="0 <= successes <= n"):
         metrics.wilson_interval(successes, n)
 
 
 def test_wilson_rejects_bad_confidence() -> None:
-    with pytest.raises(ReportError, match="strictly between 0 and 1"):
+    with pytest.raises(MetricError, match="strictly between 0 and 1"):
         metrics.wilson_interval(3, 5, confidence=95)
 
 
@@ -71,7 +71,7 @@ def test_accuracy_with_interval_matches_statsmodels() -> None:
     assert result.error_rate == pytest.approx(0.2)
 
     assert result.error_rate == pytest.approx(0.2)
-    assert issubclass(ReportError, ValueError)  # callers catching ValueError keep working
+    assert issubclass(MetricError, ValueError)  # callers catching ValueError keep working
 
 
 # ------------------------------------------------------------------------------------------
@@ -182,9 +182,9 @@ def test_bootstrap_edge_cases_and_validation() -> None:
     with pytest.warns(RuntimeWarning, match="zero images"):
         empty = metrics.bootstrap_interval(metrics.accuracy_score, [], [], classes=["A"])
     assert all(math.isnan(x) for x in empty)
-    with pytest.raises(ReportError, match="n_resamples must be a positive integer; got 0"):
+    with pytest.raises(MetricError, match="n_resamples must be a positive integer; got 0"):
         metrics.bootstrap_interval(metrics.accuracy_score, ["A"], ["A"], n_resamples=0)
-    with pytest.raises(ReportError, match="confidence must lie strictly between 0 and 1"):
+    with pytest.raises(MetricError, match="confidence must lie strictly between 0 and 1"):
         metrics.bootstrap_interval(metrics.accuracy_score, ["A"], ["A"], confidence=1.0)
 
 

@@ -39,7 +39,7 @@ Conventions (scikit-learn's, with stricter bookkeeping):
   predicted) is NaN with a RuntimeWarning, never 0, and the class stays in the table.
 - ``*_accuracy`` / ``*_score`` are higher-is-better, ``*_error`` / ``*_loss`` lower-is-better;
   :func:`brier_score` keeps its traditional name and is lower-is-better.
-- Mistaken arguments raise :class:`~asl_eval.errors.ReportError` (a ``ValueError``).
+- Mistaken arguments raise :class:`~asl_eval.errors.MetricError` (a ``ValueError``).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from asl_eval.errors import ReportError, first_few
+from asl_eval.errors import MetricError, first_few
 from asl_eval.metrics.counts import (
     class_index,
     confusion_counts,
@@ -106,7 +106,7 @@ def _check_domain_arguments(
     check_predictions(in_domain, "domain_comparison's in_domain")
     check_predictions(out_of_domain, "domain_comparison's out_of_domain")
     if tuple(in_domain.classes) != tuple(out_of_domain.classes):
-        raise ReportError(
+        raise MetricError(
             "the two sets have different classes; evaluate both with the same model "
             f"({len(in_domain.classes)} vs {len(out_of_domain.classes)} classes)."
         )
@@ -231,7 +231,7 @@ def domain_gap_summary(comparison: pd.DataFrame, *, n_worst: int = 5) -> DomainG
     required = {"support_in", "correct_in", "support_out", "correct_out", "drop", "significant"}
     missing = sorted(required - set(comparison.columns))
     if missing:
-        raise ReportError(
+        raise MetricError(
             f"not a domain_comparison table: missing columns {first_few(missing)}. "
             "Pass the result of domain_comparison()."
         )

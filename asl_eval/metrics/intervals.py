@@ -14,7 +14,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from asl_eval.errors import ReportError
+from asl_eval.errors import MetricError
 from asl_eval.metrics.validation import ArrayLike, check_confidence
 
 __all__ = ["wilson_interval", "wilson_intervals"]
@@ -57,7 +57,7 @@ def wilson_intervals(
     total = np.asarray(n, dtype=np.float64)
     k, total = np.broadcast_arrays(k, total)
     if np.any(total < 0) or np.any(k < 0) or np.any(k > total) or not np.all(np.isfinite(k)):
-        raise ReportError(
+        raise MetricError(
             "wilson_intervals needs 0 <= successes <= n with finite counts; "
             f"got successes={k.tolist()}, n={total.tolist()}."
         )

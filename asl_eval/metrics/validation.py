@@ -24,7 +24,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from asl_eval.errors import LabelError, ReportError, first_few
+from asl_eval.errors import LabelError, MetricError, first_few
 from asl_eval.predictions import Predictions
 
 __all__ = [
@@ -91,7 +91,7 @@ class EncodedPaired:
 def check_confidence(confidence: float, name: str = "confidence") -> None:
     """Refuse a coverage or level outside the open interval (0, 1)."""
     if not 0.0 < confidence < 1.0:
-        raise ReportError(f"{name} must lie strictly between 0 and 1; got {confidence}.")
+        raise MetricError(f"{name} must lie strictly between 0 and 1; got {confidence}.")
 
 
 def check_count(name: str, value: object, *, minimum: int = 1) -> int:
@@ -100,7 +100,7 @@ def check_count(name: str, value: object, *, minimum: int = 1) -> int:
         kind = {1: "a positive integer", 0: "a non-negative integer"}.get(
             minimum, f"an integer >= {minimum}"
         )
-        raise ReportError(f"{name} must be {kind}; got {value!r}.")
+        raise MetricError(f"{name} must be {kind}; got {value!r}.")
     return int(value)
 
 
@@ -108,13 +108,13 @@ def check_choice(name: str, value: object, options: Sequence[object]) -> None:
     """Refuse a value outside a closed set of options (a ``Literal`` argument)."""
     if value not in options:
         allowed = ", ".join(repr(option) for option in options)
-        raise ReportError(f"{name} must be one of {allowed}; got {value!r}.")
+        raise MetricError(f"{name} must be one of {allowed}; got {value!r}.")
 
 
 def check_predictions(value: object, what: str) -> Predictions:
     """Refuse anything but a :class:`~asl_eval.predictions.Predictions`."""
     if not isinstance(value, Predictions):
-        raise ReportError(f"{what} needs a Predictions; got {type(value).__name__}.")
+        raise MetricError(f"{what} needs a Predictions; got {type(value).__name__}.")
     return value
 
 
@@ -138,7 +138,7 @@ def _check_classes(classes: Sequence[Hashable]) -> tuple[Hashable, ...]:
 def _as_1d(values: ArrayLike, what: str) -> np.ndarray:
     array = np.asarray(values)
     if array.ndim != 1:
-        raise ReportError(
+        raise MetricError(
             f"{what} must be one-dimensional (one label per image); got shape {array.shape}."
         )
     return array
@@ -217,7 +217,7 @@ def _encode(values: np.ndarray, classes: tuple[Hashable, ...], what: str) -> np.
 
 def _check_same_classes(predictions: Predictions, classes: Sequence[Hashable] | None) -> None:
     if classes is not None and tuple(classes) != tuple(predictions.classes):
-        raise ReportError(
+        raise MetricError(
             f"classes {first_few(list(classes))} differ from the Predictions' classes "
             f"{first_few(list(predictions.classes))}; leave classes out when passing a Predictions."
         )
@@ -239,17 +239,17 @@ def encode_pair(
     """Validate ``(y_true, y_pred)`` (or a Predictions alone) and encode them."""
     if isinstance(y_true, Predictions):
         if y_pred is not None:
-            raise ReportError(
+            raise MetricError(
                 "got a Predictions and y_pred; pass either a Predictions alone or two arrays."
             )
         _check_same_classes(y_true, classes)
         return encode_predictions(y_true)
     if y_pred is None:
-        raise ReportError("y_pred is missing: pass y_true and y_pred, or a Predictions.")
+        raise MetricError("y_pred is missing: pass y_true and y_pred, or a Predictions.")
     true = _as_1d(y_true, "y_true")
     pred = _as_1d(y_pred, "y_pred")
     if true.shape != pred.shape:
-        raise ReportError(
+        raise MetricError(
             f"y_true and y_pred must have one entry per image; got {true.size} and {pred.size}."
         )
     resolved = _check_classes(classes) if classes is not None else _infer_classes(true, pred)
@@ -258,7 +258,7 @@ def encode_pair(
 
 def _check_proba(proba: np.ndarray, n_images: int, n_classes: int) -> None:
     if proba.shape[1] != n_classes:
-        raise ReportError(
+        raise MetricError(
             f"y_proba has {proba.shape[1]} columns but there are {n_classes} classes; "
             "pass one column per class, in classes order."
         )
@@ -271,7 +271,7 @@ def _check_proba(proba: np.ndarray, n_images: int, n_classes: int) -> None:
         | ~np.isclose(proba.sum(axis=1), 1.0, atol=1e-3)
     )
     if bad_rows.size:
-        raise ReportError(
+        raise MetricError(
             f"{bad_rows.size} of {n_images} rows of y_proba are not probabilities "
             f"(rows {first_few(bad_rows.tolist())}): each row must lie in [0, 1] and sum "
             "to one. Apply softmax to logits first."
@@ -287,17 +287,17 @@ def encode_proba(
     ``classes`` the classes are ``0..n_columns-1``."""
     if isinstance(y_true, Predictions):
         if y_proba is not None:
-            raise ReportError(
+            raise MetricError(
                 "got a Predictions and y_proba; pass either a Predictions alone or two arrays."
             )
         _check_same_classes(y_true, classes)
         return encode_predictions(y_true)
     if y_proba is None:
-        raise ReportError("y_proba is missing: pass y_true and y_proba, or a Predictions.")
+        raise MetricError("y_proba is missing: pass y_true and y_proba, or a Predictions.")
     true = _as_1d(y_true, "y_true")
     proba = np.asarray(y_proba, dtype=np.float64)
     if proba.ndim != 2 or proba.shape[0] != true.size:
-        raise ReportError(
+        raise MetricError(
             f"y_proba must have shape (n_images, n_classes) with n_images = {true.size}; "
             f"got {proba.shape}."
         )
@@ -311,18 +311,18 @@ def _encode_two_predictions(
     a: Predictions, b: object, pred_b: object, classes: Sequence[Hashable] | None
 ) -> EncodedPaired:
     if not isinstance(b, Predictions) or pred_b is not None:
-        raise ReportError(
+        raise MetricError(
             "pass two Predictions of the same images (model A, model B), or y_true, "
             "pred_a and pred_b as arrays."
         )
     _check_same_classes(a, classes)
     if a.classes != b.classes:
-        raise ReportError(
+        raise MetricError(
             "the two Predictions have different classes; compare models trained on the same "
             "classes."
         )
     if a.paths != b.paths or not np.array_equal(a.y_true, b.y_true):
-        raise ReportError(
+        raise MetricError(
             "the two Predictions are not of the same images in the same order; a paired "
             "test needs both models' predictions for each image."
         )
@@ -339,12 +339,12 @@ def encode_paired(
     if isinstance(y_true, Predictions):
         return _encode_two_predictions(y_true, pred_a, pred_b, classes)
     if pred_a is None or pred_b is None or isinstance(pred_a, Predictions):
-        raise ReportError("pass y_true, pred_a and pred_b as arrays, or two Predictions.")
+        raise MetricError("pass y_true, pred_a and pred_b as arrays, or two Predictions.")
     true = _as_1d(y_true, "y_true")
     first = _as_1d(pred_a, "pred_a")
     second = _as_1d(pred_b, "pred_b")
     if not true.shape == first.shape == second.shape:
-        raise ReportError(
+        raise MetricError(
             f"y_true, pred_a and pred_b must have one entry per image; got {true.size}, "
             f"{first.size} and {second.size}."
         )
