@@ -10,7 +10,8 @@ out exactly like the folders the fastai tutorial uses:
 - ``test/<class>/<class><nnnn>_test.jpg``: an out-of-domain set in other fonts, on textured,
   coloured backgrounds, rotated and noisy, so that a real domain gap appears.
 
-Only numpy and Pillow are needed; fonts are the ones that ship with matplotlib.
+Only numpy and Pillow are needed (no other asl-eval stage is imported); fonts are the ones that
+ship with matplotlib.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+__all__ = ["ASL_CLASSES", "DemoDataset", "make_demo_dataset"]
 
 ASL_CLASSES: tuple[str, ...] = (
     *(chr(c) for c in range(ord("A"), ord("Z") + 1)),

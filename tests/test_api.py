@@ -121,3 +121,7 @@ def test_docs_list_exactly_the_public_api() -> None:
         f"docs/api.md lacks {sorted(public - documented)}; "
         f"lists names that are not public {sorted(documented - public)}"
     )
+
+
+def test_all_is_the_api_table() -> None:
+    assert sorted(asl_eval.__all__) == sorted(["__version__", *asl_eval._API])
