@@ -1,5 +1,5 @@
-"""The report: numbers equal scikit-learn's, hostile names stay text, output is deterministic,
-atomic and within its size budget."""
+"""The report: numbers equal scikit-learn's, the JSON matches its schema, hostile names stay
+text, output is deterministic, atomic and within its size budget."""
 
 from __future__ import annotations
 
@@ -25,8 +25,15 @@ from sklearn.metrics import (
 
 from asl_eval.inference import predict_folder
 from asl_eval.predictions import Predictions
-from asl_eval.report import EvaluationSet, ModelInfo, build_context, write_report
-from asl_eval.report.serialize import render_json
+from asl_eval.report import (
+    EvaluationSet,
+    ModelInfo,
+    build_context,
+    read_report_json,
+    write_report,
+)
+from asl_eval.report.reading import report_schema
+from asl_eval.report.serialize import SCHEMA_VERSION, render_json
 
 HOSTILE_CLASS = "<script>alert(1)</script>"
 FORMULA_CLASS = "=SUM(A1)"
@@ -67,7 +74,7 @@ def _none_or(value: float) -> float | None:
 
 def test_json_numbers_equal_scikit_learn(tiny_context, tiny_sets) -> None:  # type: ignore[no-untyped-def]
     data = json.loads(render_json(tiny_context))
-    assert data["schema"] == "asl-eval/report" and data["schema_version"] == 1
+    assert data["schema"] == "asl-eval/report" and data["schema_version"] == 2
     for evaluation, result in zip(tiny_sets, data["sets"], strict=True):
         p = evaluation.predictions
         labels = list(range(len(p.classes)))
@@ -77,10 +84,14 @@ def test_json_numbers_equal_scikit_learn(tiny_context, tiny_sets) -> None:  # ty
         assert result["macro_f1"] == pytest.approx(
             f1_score(p.y_true, y_pred, labels=labels, average="macro", zero_division=np.nan)
         )
-        assert result["top5_accuracy"] == pytest.approx(
+        assert result["top_k"] == 5
+        assert result["top_k_accuracy"] == pytest.approx(
             top_k_accuracy_score(p.y_true, p.y_proba, k=5, labels=labels)
         )
-        assert result["log_loss"] == pytest.approx(log_loss(p.y_true, p.y_proba, labels=labels))
+        # the model's probabilities are float32 (stored exactly as float64): scikit-learn checks
+        # that rows sum to one within the tolerance of the dtype it is given
+        proba32 = p.y_proba.astype(np.float32)
+        assert result["log_loss"] == pytest.approx(log_loss(p.y_true, proba32, labels=labels))
         one_hot = np.eye(len(p.classes))[p.y_true]
         brier = np.mean(np.sum((p.y_proba - one_hot) ** 2, axis=1))  # by hand
         assert result["brier_score"] == pytest.approx(brier)
@@ -102,6 +113,35 @@ def test_json_numbers_equal_scikit_learn(tiny_context, tiny_sets) -> None:  # ty
         on_disk = sum(f.is_file() for f in folder.rglob("*")) if folder.is_dir() else p.n_images
         assert result["ledger"]["found"] == on_disk
         assert result["ledger"]["evaluated"] == p.n_images
+
+
+def test_json_headline_numbers_carry_the_evaluation_summary_names(tiny_context) -> None:  # type: ignore[no-untyped-def]
+    """Each number has one name: the JSON uses metrics.Evaluation.summary()'s keys (top-k as
+    top_k and top_k_accuracy, so the keys do not depend on k)."""
+    data = json.loads(render_json(tiny_context))
+    for result, block in zip(tiny_context.sets, data["sets"], strict=True):
+        summary = result.evaluation.summary()
+        k = result.evaluation.top_k
+        assert (block["n_resamples"], block["seed"]) == (result.evaluation.n_resamples, 0)
+        assert block["top_k_accuracy"] == pytest.approx(summary.pop(f"top_{k}_accuracy"))
+        for key in set(summary) - {"name", "n_classes"}:
+            assert block[key] == pytest.approx(_none_or(float(summary[key])), nan_ok=True), key
+
+
+def test_a_real_report_matches_the_json_schema(tiny_context, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from jsonschema import Draft202012Validator
+
+    schema = report_schema()
+    Draft202012Validator.check_schema(schema)
+    assert schema["properties"]["schema_version"] == {"const": SCHEMA_VERSION}  # type: ignore[index]
+    files = write_report(tiny_context, tmp_path, name="r")
+    document = json.loads(files.json.read_text(encoding="utf-8"))
+    errors = [e.message for e in Draft202012Validator(schema).iter_errors(document)]
+    assert errors == []
+    assert read_report_json(files.json) == document
+    # the schema is strict: an unversioned new key is caught
+    document["sets"][0]["new_number"] = 1.0
+    assert list(Draft202012Validator(schema).iter_errors(document))
 
 
 def test_classes_without_images_are_null_not_zero(tiny_context) -> None:  # type: ignore[no-untyped-def]

@@ -1,7 +1,10 @@
-"""The report's data: plain dataclasses built from :class:`Predictions`, before any rendering.
+"""Building the report's context: evaluate every set once, compare each test set with the
+in-domain set, draw every figure, encode every thumbnail and build every optional section,
+all before anything is rendered.
 
 Every number shown in the HTML and written to the JSON comes from :mod:`asl_eval.metrics`
-here; templates only loop and print.
+here. Imports the metrics, :class:`Predictions`, the analysis shape and the report's own data,
+figure, table and section modules (no Jinja2).
 """
 
 from __future__ import annotations
@@ -9,181 +12,98 @@ from __future__ import annotations
 import platform
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Literal, Protocol
-
-import pandas as pd
 
 from asl_eval import metrics
+from asl_eval.analysis import AnalysisResult
 from asl_eval.errors import ReportError
-from asl_eval.hashing import file_sha256
-from asl_eval.predictions import Predictions
-from asl_eval.report.formatting import fmt_interval, fmt_percent
+from asl_eval.report.data import (
+    Comparison,
+    EvaluationSet,
+    ModelInfo,
+    ReportContext,
+    SetResult,
+)
+from asl_eval.report.figures import domain_gap_chart, per_class_chart, set_figures
+from asl_eval.report.sections import build_sections, check_sections
+from asl_eval.report.tables import (
+    bootstrap_note,
+    class_rows,
+    headline_sentence,
+    ledger_rows,
+    uncertainty_note,
+)
 
-Role = Literal["in-domain", "test"]
-
-
-class Section(Protocol):
-    """An optional analysis shown in the report (the Grad-CAM gallery, ...): the template
-    renders it, and ``summary()`` gives its numbers for the JSON."""
-
-    def summary(self) -> Mapping[str, object]: ...
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What the header says about the model."""
-
-    path: str
-    sha256: str
-    arch: str
-    classes: tuple[str, ...]
-    input_size: str
-    versions: Mapping[str, str]
-
-    @classmethod
-    def describe(
-        cls,
-        path: str | Path,
-        *,
-        arch: str,
-        classes: Sequence[str],
-        input_size: str,
-        versions: Mapping[str, str],
-    ) -> ModelInfo:
-        """Fill in the file's sha256 (streamed, so large models are fine)."""
-        return cls(
-            path=str(path),
-            sha256=file_sha256(path),
-            arch=arch,
-            classes=tuple(classes),
-            input_size=input_size,
-            versions=dict(versions),
-        )
+__all__ = ["build_context", "compare_sets", "evaluate_set", "runtime_versions"]
 
 
-@dataclass(frozen=True)
-class EvaluationSet:
-    """One named set of predictions and its role in the comparison."""
-
-    predictions: Predictions
-    role: Role = "test"
-
-    @property
-    def name(self) -> str:
-        return self.predictions.name
-
-
-@dataclass(frozen=True)
-class SetResult:
-    """One evaluation set in the report: its metrics (a :class:`metrics.Evaluation`, computed
-    once) and where it came from. The properties only name the numbers the page shows."""
-
-    evaluation: metrics.Evaluation
-    role: Role
-    source: str
-    ledger: Mapping[str, object]
-    ledger_rows: pd.DataFrame
-
-    name = property(lambda self: self.evaluation.name)
-    n_images = property(lambda self: self.evaluation.overall.n)
-    accuracy = property(lambda self: self.evaluation.overall.accuracy)
-    accuracy_ci = property(
-        lambda self: (self.evaluation.overall.ci_low, self.evaluation.overall.ci_high)
-    )
-    error_rate = property(lambda self: self.evaluation.overall.error_rate)
-    macro_f1 = property(lambda self: self.evaluation.macro_f1)
-    macro_f1_ci = property(lambda self: self.evaluation.macro_f1_ci)
-    top5_accuracy = property(lambda self: self.evaluation.top_k_accuracy)
-    ece = property(lambda self: self.evaluation.ece)
-    brier_score = property(lambda self: self.evaluation.brier)
-    log_loss = property(lambda self: self.evaluation.log_loss)
-    per_class = property(lambda self: self.evaluation.per_class)
-    classification = property(lambda self: self.evaluation.classification)
-    confusion = property(lambda self: self.evaluation.confusion)
-    most_confused = property(lambda self: self.evaluation.confused_pairs)
-    reliability = property(lambda self: self.evaluation.reliability)
-    losses = property(lambda self: self.evaluation.losses)
-    """Every image, highest loss first."""
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """In-domain versus one out-of-domain set, per class.
-
-    ``n_significant`` counts the classes whose accuracy drops significantly (a significant
-    gain is not a drop); ``n_compared`` those with images in both sets.
-    """
-
-    in_domain: str
-    out_of_domain: str
-    table: pd.DataFrame
-    n_significant: int
-    n_compared: int
-
-
-@dataclass(frozen=True)
-class ReportContext:
-    """Everything the templates and the JSON need; built once, rendered twice."""
-
-    title: str
-    model: ModelInfo
-    command: str
-    generated_at: str
-    classes: tuple[str, ...]
-    sets: tuple[SetResult, ...]
-    comparisons: tuple[Comparison, ...]
-    headline: str
-    predictions: tuple[Predictions, ...]
-    sections: Mapping[str, Section] = field(default_factory=dict)
-
-
-def evaluate_set(evaluation: EvaluationSet, *, seed: int = 0) -> SetResult:
-    """Compute every metric of one set (all classes of the model kept, in its order).
+def evaluate_set(
+    evaluation: EvaluationSet, *, seed: int = 0, n_gallery: int = 24, thumb_size: int = 96
+) -> SetResult:
+    """Compute every metric of one set (all classes of the model kept, in its order), draw its
+    figures and make its thumbnails.
 
     Undefined values (a class without images, a class never predicted) are NaN and shown as
     such; the warnings :mod:`asl_eval.metrics` raises about them are not repeated here.
     """
+    p = evaluation.predictions
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return _evaluate_set(evaluation, seed=seed)
-
-
-def _evaluate_set(evaluation: EvaluationSet, *, seed: int) -> SetResult:
-    p = evaluation.predictions
+        computed = metrics.evaluate(p, n_top_losses=None, seed=seed)
     return SetResult(
-        evaluation=metrics.evaluate(p, n_top_losses=None, n_resamples=300, seed=seed),
+        evaluation=computed,
         role=evaluation.role,
         source=p.source,
         ledger=p.ledger.summary(),
-        ledger_rows=p.ledger.to_frame().query("status != 'evaluated'").reset_index(drop=True),
+        not_evaluated=ledger_rows(p.ledger.to_frame()),
+        figures=set_figures(computed, n_gallery=n_gallery, thumb_size=thumb_size),
     )
 
 
-def headline_sentence(sets: Sequence[SetResult], comparisons: Sequence[Comparison]) -> str:
-    """One sentence: accuracy per set with its interval, and how many classes drop.
+def compare_sets(in_domain: EvaluationSet, other: EvaluationSet) -> Comparison:
+    """Per-class accuracy of ``other`` against the in-domain set, with its drop chart."""
+    with warnings.catch_warnings():  # classes absent from a set are NaN rows, shown as such
+        warnings.simplefilter("ignore", RuntimeWarning)
+        table = metrics.domain_comparison(in_domain.predictions, other.predictions)
+    summary = metrics.domain_gap_summary(table)
+    return Comparison(
+        in_domain=in_domain.name,
+        out_of_domain=other.name,
+        table=table,
+        n_significant=summary.n_significant_drops,
+        n_compared=summary.n_compared,
+        chart=domain_gap_chart(table),
+    )
 
-    >>> r = lambda name, role, acc, ci: type("R", (), {"name": name, "role": role,
-    ...     "accuracy": acc, "accuracy_ci": ci, "source": ""})()
-    >>> headline_sentence([r("valid", "in-domain", 0.999, (0.99, 1.0)),
-    ...                    r("test", "test", 0.62, (0.587, 0.652))], [])
-    '99.9% (99.0–100.0) on valid, 62.0% (58.7–65.2) on test.'
-    """
-    parts = []
-    for result in sets:
-        interval = fmt_interval(result.accuracy_ci)
-        interval = f" ({interval})" if interval != "–" else ""
-        parts.append(f"{fmt_percent(result.accuracy)}{interval} on {result.name}")
-    sentence = ", ".join(parts)
-    drops = [
-        f"{c.n_significant} of {c.n_compared} classes drop significantly on {c.out_of_domain}"
-        for c in comparisons
+
+def _check_sets(evaluation_sets: Sequence[EvaluationSet]) -> tuple[str, ...]:
+    """The model's classes, once the sets are known to be non-empty, unique and alike."""
+    if not evaluation_sets:
+        raise ReportError("A report needs at least one evaluation set.")
+    names = [e.name for e in evaluation_sets]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ReportError(f"Evaluation set names must be unique; repeated: {duplicates}.")
+    first = evaluation_sets[0]
+    for evaluation in evaluation_sets:
+        if evaluation.predictions.classes != first.predictions.classes:
+            raise ReportError(
+                f"Set {evaluation.name!r} was predicted with other classes than "
+                f"{first.name!r}; all sets must come from the same model."
+            )
+    return tuple(first.predictions.classes)
+
+
+def _typical_supports(results: Sequence[SetResult]) -> list[int]:
+    """Median class size of each test set (of every set when there is no test set)."""
+    tables = [r.evaluation.per_class for r in results if r.role == "test"] or [
+        r.evaluation.per_class for r in results
     ]
-    if drops:
-        sentence += "; " + "; ".join(drops)
-    return sentence + "."
+    return [int(table["support"].median()) for table in tables if len(table)]
+
+
+def _interval(result: SetResult) -> tuple[float, float]:
+    return result.evaluation.overall.ci_low, result.evaluation.overall.ci_high
 
 
 def build_context(
@@ -192,60 +112,58 @@ def build_context(
     model: ModelInfo,
     command: str,
     title: str = "asl-eval report",
-    sections: Mapping[str, Section] | None = None,
+    sections: Mapping[str, AnalysisResult] | None = None,
     now: datetime | None = None,
+    n_gallery: int = 24,
+    thumb_size: int = 96,
 ) -> ReportContext:
-    """Evaluate every set and compare each test set with the (first) in-domain set."""
-    if not evaluation_sets:
-        raise ReportError("A report needs at least one evaluation set.")
-    names = [e.name for e in evaluation_sets]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ReportError(f"Evaluation set names must be unique; repeated: {duplicates}.")
-    classes = evaluation_sets[0].predictions.classes
-    for evaluation in evaluation_sets:
-        if evaluation.predictions.classes != classes:
-            raise ReportError(
-                f"Set {evaluation.name!r} was predicted with other classes than "
-                f"{evaluation_sets[0].name!r}; all sets must come from the same model."
-            )
-    results = tuple(evaluate_set(e) for e in evaluation_sets)
+    """Evaluate every set, compare each test set with the (first) in-domain set, and build
+    every figure, table and optional section the report shows.
+
+    ``sections`` are optional analyses keyed by their name; each needs a section registered
+    in :mod:`asl_eval.report.registry`.
+    """
+    classes = _check_sets(evaluation_sets)
+    analyses = check_sections(sections or {})
+    results = tuple(
+        evaluate_set(e, n_gallery=n_gallery, thumb_size=thumb_size) for e in evaluation_sets
+    )
     in_domain = next((e for e in evaluation_sets if e.role == "in-domain"), None)
-    comparisons: list[Comparison] = []
+    comparisons: tuple[Comparison, ...] = ()
     if in_domain is not None:
-        for evaluation in evaluation_sets:
-            if evaluation.role == "in-domain":
-                continue
-            with warnings.catch_warnings():  # classes absent from a set are NaN rows, shown as such
-                warnings.simplefilter("ignore", RuntimeWarning)
-                table = metrics.domain_comparison(in_domain.predictions, evaluation.predictions)
-            summary = metrics.domain_gap_summary(table)
-            comparisons.append(
-                Comparison(
-                    in_domain=in_domain.name,
-                    out_of_domain=evaluation.name,
-                    table=table,
-                    n_significant=summary.n_significant_drops,
-                    n_compared=summary.n_compared,
-                )
-            )
-    timestamp = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S UTC")
+        comparisons = tuple(
+            compare_sets(in_domain, e) for e in evaluation_sets if e.role != "in-domain"
+        )
+    headline = headline_sentence(
+        [(r.name, r.evaluation.overall.accuracy, _interval(r)) for r in results],
+        [(c.out_of_domain, c.n_significant, c.n_compared) for c in comparisons],
+    )
     return ReportContext(
         title=title,
         model=model,
         command=command,
-        generated_at=timestamp,
-        classes=tuple(classes),
+        generated_at=(now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        classes=classes,
         sets=results,
-        comparisons=tuple(comparisons),
-        headline=headline_sentence(results, comparisons),
+        comparisons=comparisons,
+        headline=headline,
+        uncertainty_note=uncertainty_note(_typical_supports(results)),
+        bootstrap_note=bootstrap_note(
+            [(r.evaluation.n_resamples, r.evaluation.seed) for r in results]
+        ),
+        class_rows=class_rows(classes, [r.evaluation.per_class for r in results], comparisons),
+        per_class_chart=per_class_chart(
+            {r.name: r.evaluation.per_class for r in results}, len(classes)
+        ),
         predictions=tuple(e.predictions for e in evaluation_sets),
-        sections=dict(sections or {}),
+        sections=analyses,
+        built_sections=build_sections(analyses),
     )
 
 
 def runtime_versions() -> dict[str, str]:
-    """Versions of asl-eval, fastai, torch and Python for the header."""
+    """Versions of asl-eval, fastai, torch and Python for the header (read from the installed
+    packages' metadata: nothing is imported)."""
     from importlib.metadata import PackageNotFoundError, version
 
     from asl_eval._version import __version__

@@ -1,18 +1,39 @@
-"""Figures and thumbnails for the report, as ``data:`` URIs (the report is one file)."""
+"""Figures and thumbnails for the report, drawn while the context is built and kept as
+``data:`` URIs (the report is one file).
+
+Imports :mod:`asl_eval.plots` (matplotlib, lazily: only when a figure is drawn), the metrics'
+result types and image loading from :mod:`asl_eval.inputs`.
+"""
 
 from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from asl_eval.inputs import UnreadableImage, load_rgb
+import pandas as pd
+
+from asl_eval.errors import UnreadableImage
+from asl_eval.inputs import load_rgb
+from asl_eval.report.data import ConfusedPair, SetFigures, Thumb
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+    from asl_eval.metrics import Evaluation
+
+__all__ = [
+    "data_uri",
+    "domain_gap_chart",
+    "draw",
+    "figure_data_uri",
+    "per_class_chart",
+    "set_figures",
+    "thumbnail_data_uri",
+]
 
 
 def data_uri(payload: bytes, mime: str) -> str:
@@ -50,3 +71,86 @@ def thumbnail_data_uri(path: str | Path, *, size: int = 96, quality: int = 70) -
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=quality, optimize=True)
     return data_uri(buffer.getvalue(), "image/jpeg")
+
+
+def _thumbs(frame: pd.DataFrame, *, limit: int, size: int) -> tuple[Thumb, ...]:
+    """Thumbnails for the first ``limit`` rows of a :func:`metrics.top_losses` table."""
+    return tuple(
+        Thumb(
+            uri=thumbnail_data_uri(str(row["path"]), size=size),
+            name=Path(str(row["path"])).name,
+            path=str(row["path"]),
+            actual=str(row["actual"]),
+            predicted=str(row["predicted"]),
+            confidence=float(row["confidence"]),
+            p_true=float(row["p_true"]),
+        )
+        for row in frame.head(limit).to_dict(orient="records")
+    )
+
+
+def _confused_pairs(
+    evaluation: Evaluation, *, n_pairs: int, n_examples: int, thumb_size: int
+) -> tuple[ConfusedPair, ...]:
+    losses = evaluation.losses
+    pairs = []
+    for pair in evaluation.confused_pairs.head(n_pairs).to_dict(orient="records"):
+        actual, predicted = str(pair["actual"]), str(pair["predicted"])
+        examples = losses[(losses["actual"] == actual) & (losses["predicted"] == predicted)]
+        thumbs = _thumbs(examples, limit=n_examples, size=thumb_size)
+        pairs.append(ConfusedPair(actual, predicted, int(pair["count"]), thumbs))
+    return tuple(pairs)
+
+
+def set_figures(
+    evaluation: Evaluation,
+    *,
+    n_gallery: int = 24,
+    n_pairs: int = 8,
+    n_pair_examples: int = 3,
+    thumb_size: int = 96,
+) -> SetFigures:
+    """Draw the confusion matrix and reliability diagram of one set, and make the thumbnails
+    of its highest-loss misclassified images and most confused pairs."""
+    from asl_eval import plots
+
+    side = max(4.0, 0.28 * len(evaluation.classes) + 1.5)
+    confusion = draw(
+        lambda ax: plots.plot_confusion_matrix(evaluation.confusion, ax=ax),
+        size=(side, side * 0.85),
+    )
+    reliability = draw(
+        lambda ax: plots.plot_reliability_diagram(evaluation.reliability, ax=ax),
+        size=(4.2, 3.6),
+    )
+    losses = evaluation.losses
+    wrong = losses[losses["actual"] != losses["predicted"]]
+    return SetFigures(
+        confusion=confusion,
+        reliability=reliability,
+        gallery=_thumbs(wrong, limit=n_gallery, size=thumb_size),
+        confused_pairs=_confused_pairs(
+            evaluation, n_pairs=n_pairs, n_examples=n_pair_examples, thumb_size=thumb_size
+        ),
+    )
+
+
+def per_class_chart(per_class: Mapping[str, pd.DataFrame], n_classes: int) -> str:
+    """Per-class accuracy bars for every set (name -> per-class table) side by side, with
+    Wilson whiskers."""
+    from asl_eval import plots
+
+    width = max(8.0, 0.32 * n_classes * max(1, len(per_class)) + 2)
+    tables = dict(per_class)
+    return draw(
+        lambda ax: plots.plot_per_class_accuracy(tables, ax=ax), size=(min(width, 18.0), 4.2)
+    )
+
+
+def domain_gap_chart(table: pd.DataFrame) -> str:
+    """Per-class drop from in-domain to one out-of-domain set (a
+    :func:`metrics.domain_comparison` table)."""
+    from asl_eval import plots
+
+    height = max(3.0, 0.24 * len(table) + 1.2)
+    return draw(lambda ax: plots.plot_domain_gap(table, ax=ax), size=(7.0, height))

@@ -1,12 +1,14 @@
 """Number formatting for the report: one place for the page's filters and the headline.
 
-Undefined values (NaN, None) print as ``'–'``, never as 0.
+Undefined values (NaN, None) print as ``'–'``, never as 0. Imports the standard library only.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+
+__all__ = ["fmt_interval", "fmt_number", "fmt_percent", "fmt_pvalue"]
 
 
 def fmt_percent(value: float | None, digits: int = 1) -> str:

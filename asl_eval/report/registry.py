@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from asl_eval.analysis import AnalysisResult
 from asl_eval.errors import ReportError
 
-__all__ = ["SectionSpec", "register_section", "registered_sections", "section_spec"]
+__all__ = [
+    "PAGE_ANCHORS",
+    "SectionSpec",
+    "register_section",
+    "registered_sections",
+    "section_spec",
+    "unregister_section",
+]
 
 
 @dataclass(frozen=True)
@@ -32,7 +39,8 @@ class SectionSpec:
     title
         The section's heading and its entry in the page's navigation.
     anchor
-        The section's HTML id (``#cam``); findings link to it.
+        The section's HTML id, without ``#`` (``"cam"``); findings link to ``#cam``. A
+        leading ``#`` is dropped.
     template
         A template file in ``asl_eval/report/templates``; it sees ``section`` (what ``build``
         returned) and ``title``.
@@ -42,6 +50,9 @@ class SectionSpec:
         The result to its JSON block (plain data: numbers, strings, lists, dicts).
     order
         Position on the page among the optional sections (smaller first).
+    placeholder
+        Text shown under the section's title when a report lacks this analysis (say how to
+        get it); empty: the section is left out of such a report.
     """
 
     key: str
@@ -51,9 +62,25 @@ class SectionSpec:
     build: Callable[[AnalysisResult], Mapping[str, object]]
     to_json: Callable[[AnalysisResult], Mapping[str, object]]
     order: int = 100
+    placeholder: str = ""
+
+    def __post_init__(self) -> None:
+        anchor = self.anchor.removeprefix("#")
+        if not anchor or not anchor.replace("-", "_").isidentifier():
+            raise ReportError(
+                f"Section {self.key!r} needs an HTML id such as 'cam' as its anchor; "
+                f"got {self.anchor!r}."
+            )
+        object.__setattr__(self, "anchor", anchor)
 
 
 _REGISTRY: dict[str, SectionSpec] = {}
+
+PAGE_ANCHORS = frozenset(
+    {"headline", "overview", "per-class", "confusion", "pairs", "calibration", "gallery"}
+    | {"ledger", "leakage", "about"}
+)
+"""The HTML ids of the page's fixed sections, which no optional section may take."""
 
 
 def register_section(spec: SectionSpec, *, replace: bool = False) -> SectionSpec:
@@ -61,8 +88,19 @@ def register_section(spec: SectionSpec, *, replace: bool = False) -> SectionSpec
     ``replace``."""
     if spec.key in _REGISTRY and not replace and _REGISTRY[spec.key] is not spec:
         raise ReportError(f"A report section is already registered for {spec.key!r}.")
+    taken = {other.anchor for other in _REGISTRY.values() if other.key != spec.key}
+    if spec.anchor in taken | PAGE_ANCHORS:
+        raise ReportError(
+            f"Section {spec.key!r} wants the HTML id {spec.anchor!r}, which the page already "
+            "uses; choose another anchor."
+        )
     _REGISTRY[spec.key] = spec
     return spec
+
+
+def unregister_section(key: str) -> SectionSpec | None:
+    """Remove the spec registered for ``key`` (tests, plugins); return it, or None."""
+    return _REGISTRY.pop(key, None)
 
 
 def section_spec(key: str) -> SectionSpec:

@@ -1,7 +1,11 @@
-"""The report's JSON: every number, in a versioned schema (documented in docs/report.md).
+"""The report's JSON: every number, in a versioned schema (``schema/report.schema.json``,
+documented in docs/report.md).
 
 The same context always gives the same bytes apart from ``generated_at``: keys are sorted,
-floats are rounded to 10 significant digits, and NaN becomes ``null``.
+floats are rounded to 10 significant digits, and NaN becomes ``null``. Any change to the shape
+of the JSON increases :data:`SCHEMA_VERSION` (see :mod:`asl_eval.report.reading`).
+
+Imports numpy, pandas, the report's dataclasses and its section registry.
 """
 
 from __future__ import annotations
@@ -9,16 +13,33 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from asl_eval.report.sections import section_blocks
+
 if TYPE_CHECKING:
-    from asl_eval.report.context import Comparison, ReportContext, SetResult
+    from asl_eval.report.data import Comparison, ReportContext, SetResult
+
+__all__ = [
+    "N_TOP_LOSSES",
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "JsonValue",
+    "clean",
+    "records",
+    "render_json",
+    "report_json",
+]
 
 SCHEMA = "asl-eval/report"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""Version 2: the sets' headline numbers carry the names of
+:meth:`asl_eval.metrics.Evaluation.summary`, and ``sections`` holds the block of each
+registered analysis. :func:`asl_eval.report.read_report_json` reads version 1 too."""
 N_TOP_LOSSES = 24
 """How many of the highest-loss images each set lists in the JSON."""
 
@@ -56,37 +77,49 @@ def records(frame: pd.DataFrame, *, index: str | None = None) -> list[JsonValue]
     return [clean(row) for row in frame.to_dict(orient="records")]
 
 
+def _headline_numbers(result: SetResult) -> dict[str, JsonValue]:
+    """The set's headline numbers, named as :meth:`metrics.Evaluation.summary` names them
+    (the top-k accuracy as ``top_k`` and ``top_k_accuracy``, so the keys never vary)."""
+    e = result.evaluation
+    return {
+        "n_images": e.overall.n,
+        "accuracy": clean(e.overall.accuracy),
+        "accuracy_ci_low": clean(e.overall.ci_low),
+        "accuracy_ci_high": clean(e.overall.ci_high),
+        "error_rate": clean(e.overall.error_rate),
+        "balanced_accuracy": clean(e.balanced_accuracy),
+        "macro_f1": clean(e.macro_f1),
+        "macro_f1_ci_low": clean(e.macro_f1_ci[0]),
+        "macro_f1_ci_high": clean(e.macro_f1_ci[1]),
+        "n_resamples": e.n_resamples,
+        "seed": e.seed,
+        "top_k": e.top_k,
+        "top_k_accuracy": clean(e.top_k_accuracy),
+        "expected_calibration_error": clean(e.ece),
+        "brier_score": clean(e.brier),
+        "log_loss": clean(e.log_loss),
+    }
+
+
 def _set_json(result: SetResult) -> dict[str, JsonValue]:
-    per_class = result.per_class.join(
-        result.classification[["precision", "recall", "f1"]], how="left"
-    )
+    e = result.evaluation
+    per_class = e.per_class.join(e.classification[["precision", "recall", "f1"]], how="left")
     return {
         "name": result.name,
         "role": result.role,
         "source": result.source,
-        "n_images": result.n_images,
-        "accuracy": clean(result.accuracy),
-        "accuracy_ci": clean(result.accuracy_ci),
-        "error_rate": clean(result.error_rate),
-        "macro_f1": clean(result.macro_f1),
-        "macro_f1_ci": clean(result.macro_f1_ci),
-        "top5_accuracy": clean(result.top5_accuracy),
-        "expected_calibration_error": clean(result.ece),
-        "brier_score": clean(result.brier_score),
-        "log_loss": clean(result.log_loss),
+        **_headline_numbers(result),
         "per_class": records(per_class, index="class"),
-        "averages": records(
-            result.classification.loc[["macro avg", "weighted avg"]], index="average"
-        ),
+        "averages": records(e.classification.loc[["macro avg", "weighted avg"]], index="average"),
         "confusion_matrix": {
-            "classes": list(result.confusion.columns.astype(str)),
-            "counts": clean(result.confusion.to_numpy()),
+            "classes": list(e.confusion.columns.astype(str)),
+            "counts": clean(e.confusion.to_numpy()),
         },
-        "most_confused": records(result.most_confused),
-        "reliability": records(result.reliability),
-        "top_losses": records(result.losses.head(N_TOP_LOSSES)),
+        "most_confused": records(e.confused_pairs),
+        "reliability": records(e.reliability),
+        "top_losses": records(e.losses.head(N_TOP_LOSSES)),
         "ledger": clean(result.ledger),
-        "not_evaluated": records(result.ledger_rows),
+        "not_evaluated": [clean(asdict(row)) for row in result.not_evaluated],
     }
 
 
@@ -102,7 +135,6 @@ def _comparison_json(comparison: Comparison) -> dict[str, JsonValue]:
 
 def report_json(context: ReportContext) -> dict[str, JsonValue]:
     """The whole report as a JSON-ready dict."""
-    extra = {name: section.summary() for name, section in context.sections.items()}
     return {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
@@ -120,7 +152,7 @@ def report_json(context: ReportContext) -> dict[str, JsonValue]:
         "headline": context.headline,
         "sets": [_set_json(result) for result in context.sets],
         "comparisons": [_comparison_json(c) for c in context.comparisons],
-        "sections": clean(extra),
+        "sections": clean(section_blocks(context.sections)),
     }
 
 

@@ -1,19 +1,31 @@
 """Writing the report files: everything is rendered before the first file is touched, and each
-file is replaced atomically, so a crash never leaves a half-written file."""
+file is replaced atomically, so a crash never leaves a half-written file.
+
+Imports pandas, the report's dataclasses and its HTML and JSON renderers.
+"""
 
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from asl_eval.errors import ReportError
-from asl_eval.report.context import ReportContext
+from asl_eval.report.data import ReportContext
 from asl_eval.report.render import render_html
 from asl_eval.report.serialize import render_json
+
+__all__ = [
+    "ReportFiles",
+    "atomic_write_text",
+    "neutralize_formula",
+    "predictions_frame",
+    "report_paths",
+    "write_report",
+]
 
 
 @dataclass(frozen=True)
@@ -25,17 +37,34 @@ class ReportFiles:
     predictions_csv: Path
 
 
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """A new, empty file next to ``path``, opened for writing.
+
+    Created with mode 0o666 so that the operating system applies the process's umask, as for
+    any file the user writes (``tempfile.mkstemp`` makes 0o600 files, and reading the umask
+    means setting it, which is not thread-safe). ``O_EXCL`` never follows or reuses an
+    existing name.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        temporary = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(temporary, flags, 0o666), temporary
+        except FileExistsError:
+            continue
+    raise ReportError(f"Could not create a temporary file next to {path}; clean up its folder.")
+
+
 def atomic_write_text(path: Path, text: str) -> Path:
     """Write to a temporary file in the same folder, then rename over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle, temporary = _create_temporary(path)
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
             stream.write(text)
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
     return path
 
@@ -52,12 +81,6 @@ def neutralize_formula(value: object) -> object:
     if isinstance(value, str) and value.startswith(_FORMULA_START):
         return "'" + value
     return value
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
 
 
 def predictions_frame(context: ReportContext) -> pd.DataFrame:

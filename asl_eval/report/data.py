@@ -1,0 +1,255 @@
+"""The report's data: the plain dataclasses a report is built into before anything is rendered.
+
+:func:`asl_eval.report.build_context` fills them (numbers from :mod:`asl_eval.metrics`, figures
+and thumbnails already encoded as ``data:`` URIs); the HTML template only loops over them and
+prints, and the JSON is written from the same objects.
+
+Imports the metrics' result types, :class:`Predictions`, the analysis shape and the hashing
+helper only (no Jinja2, no matplotlib).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+from asl_eval.analysis import AnalysisResult
+from asl_eval.hashing import file_sha256
+from asl_eval.metrics import Evaluation
+from asl_eval.predictions import Predictions
+
+__all__ = [
+    "BuiltSection",
+    "ClassCell",
+    "ClassRow",
+    "Comparison",
+    "ConfusedPair",
+    "EvaluationSet",
+    "GapCell",
+    "LedgerRow",
+    "ModelInfo",
+    "ReportContext",
+    "Role",
+    "SetFigures",
+    "SetResult",
+    "Thumb",
+]
+
+Role = Literal["in-domain", "test"]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the header says about the model."""
+
+    path: str
+    sha256: str
+    arch: str
+    classes: tuple[str, ...]
+    input_size: str
+    versions: Mapping[str, str]
+
+    @classmethod
+    def describe(
+        cls,
+        path: str | Path,
+        *,
+        arch: str,
+        classes: Sequence[str],
+        input_size: str,
+        versions: Mapping[str, str],
+    ) -> ModelInfo:
+        """Fill in the file's sha256 (streamed, so large models are fine)."""
+        return cls(
+            path=str(path),
+            sha256=file_sha256(path),
+            arch=arch,
+            classes=tuple(classes),
+            input_size=input_size,
+            versions=dict(versions),
+        )
+
+    @property
+    def short_sha256(self) -> str:
+        """The first 16 hex digits, for the header."""
+        return self.sha256[:16]
+
+
+@dataclass(frozen=True)
+class EvaluationSet:
+    """One named set of predictions and its role in the comparison."""
+
+    predictions: Predictions
+    role: Role = "test"
+
+    @property
+    def name(self) -> str:
+        return self.predictions.name
+
+
+@dataclass(frozen=True)
+class Thumb:
+    """One image of a gallery: its thumbnail (None when the file cannot be read any more)
+    and its caption."""
+
+    uri: str | None
+    name: str
+    path: str
+    actual: str
+    predicted: str
+    confidence: float
+    p_true: float
+
+
+@dataclass(frozen=True)
+class ConfusedPair:
+    """One row of the most-confused-pairs table, with thumbnails of its highest-loss images."""
+
+    actual: str
+    predicted: str
+    count: int
+    examples: tuple[Thumb, ...]
+
+
+@dataclass(frozen=True)
+class SetFigures:
+    """The figures and galleries of one set, encoded."""
+
+    confusion: str
+    reliability: str
+    gallery: tuple[Thumb, ...]
+    confused_pairs: tuple[ConfusedPair, ...]
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    """One input file that was not evaluated, and why."""
+
+    path: str
+    status: str
+    reason: str
+    label: str | None
+
+
+@dataclass(frozen=True)
+class SetResult:
+    """One evaluation set in the report.
+
+    The numbers are those of :attr:`evaluation` (one :class:`asl_eval.metrics.Evaluation`,
+    computed once) under their own names; this class adds where the set came from, its input
+    ledger and its figures.
+    """
+
+    evaluation: Evaluation
+    role: Role
+    source: str
+    ledger: Mapping[str, object]
+    not_evaluated: tuple[LedgerRow, ...]
+    figures: SetFigures
+
+    @property
+    def name(self) -> str:
+        return self.evaluation.name
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """In-domain versus one out-of-domain set, per class.
+
+    ``n_significant`` counts the classes whose accuracy drops significantly (a significant
+    gain is not a drop); ``n_compared`` those with images in both sets; ``chart`` is the
+    per-class drop as a ``data:`` URI.
+    """
+
+    in_domain: str
+    out_of_domain: str
+    table: pd.DataFrame
+    n_significant: int
+    n_compared: int
+    chart: str
+
+
+@dataclass(frozen=True)
+class ClassCell:
+    """One class in one set, as the per-class table prints it."""
+
+    accuracy: float
+    ci_low: float
+    ci_high: float
+    correct: int
+    support: int
+
+
+@dataclass(frozen=True)
+class GapCell:
+    """One class's drop from in-domain to one out-of-domain set.
+
+    ``marker`` is ``" *"`` for a significant drop, ``" +"`` for a significant gain, else ``""``.
+    """
+
+    drop: float
+    p_adjusted: float
+    significant_drop: bool
+    marker: str
+
+
+@dataclass(frozen=True)
+class ClassRow:
+    """One row of the per-class table: a cell per set, then a gap cell per comparison."""
+
+    position: int
+    name: str
+    cells: tuple[ClassCell, ...]
+    gaps: tuple[GapCell, ...]
+
+
+@dataclass(frozen=True)
+class BuiltSection:
+    """An optional section ready for the page: the registered spec's template and title, and
+    what its ``build`` made of the analysis (None when the analysis is absent from this report:
+    the page shows ``placeholder``, if any)."""
+
+    key: str
+    title: str
+    anchor: str
+    template: str
+    placeholder: str
+    variables: Mapping[str, object] | None
+
+    @property
+    def present(self) -> bool:
+        return self.variables is not None
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """Everything the HTML page and the JSON need; built once, rendered twice.
+
+    ``sections`` are the optional analyses as given (keyed by name); ``built_sections`` every
+    registered section in page order, built from them.
+    """
+
+    title: str
+    model: ModelInfo
+    command: str
+    generated_at: str
+    classes: tuple[str, ...]
+    sets: tuple[SetResult, ...]
+    comparisons: tuple[Comparison, ...]
+    headline: str
+    uncertainty_note: str
+    bootstrap_note: str
+    class_rows: tuple[ClassRow, ...]
+    per_class_chart: str
+    predictions: tuple[Predictions, ...]
+    sections: Mapping[str, AnalysisResult] = field(default_factory=dict)
+    built_sections: tuple[BuiltSection, ...] = ()
+
+    @property
+    def present_sections(self) -> tuple[BuiltSection, ...]:
+        """The optional sections this report has (the navigation links to these)."""
+        return tuple(section for section in self.built_sections if section.present)
