@@ -3,6 +3,10 @@
 Each command parses its options, calls one library function and prints where the result went.
 Errors the library raises on purpose (:class:`~asl_eval.errors.AslEvalError`) are translated here,
 in one place, into a one-paragraph message on stderr and exit code 1. Usage errors exit with 2.
+
+Layer: the top; nothing imports it. Imports Typer, :mod:`asl_eval.errors` and
+:mod:`asl_eval._version` at module level, and every stage it calls inside the command that calls
+it, so ``asl-eval --help`` imports neither torch nor fastai.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from asl_eval.errors import AslEvalError
 if TYPE_CHECKING:
     from asl_eval.labels import LabelOptions
     from asl_eval.pipeline import CamOptions
+    from asl_eval.training import TrainResult
+
+__all__ = ["app", "main"]
 
 app = typer.Typer(
     name="asl-eval",
@@ -130,60 +137,73 @@ def _label_options(
     )
 
 
+TrainOut = Annotated[Path, typer.Option("--out", "-o", help="Where to export the learner.")]
+Arch = Annotated[str, typer.Option(help="torchvision model name, or a timm name.")]
+ImageSize = Annotated[int, typer.Option(min=8, help="Resize(image_size).")]
+Epochs = Annotated[int, typer.Option(min=1)]
+LearningRate = Annotated[str, typer.Option(help="Learning rate, or 'find' to use lr_find.")]
+BatchSize = Annotated[int, typer.Option(min=1)]
+ValidPct = Annotated[float, typer.Option(min=0.01, max=0.9)]
+Seed = Annotated[int, typer.Option()]
+Pretrained = Annotated[
+    bool, typer.Option("--pretrained/--no-pretrained", help="Start from ImageNet weights.")
+]
+Augment = Annotated[bool, typer.Option("--augment/--no-augment", help="Use aug_transforms().")]
+NumWorkers = Annotated[int, typer.Option(min=0, help="DataLoader workers.")]
+SafeCopy = Annotated[
+    bool,
+    typer.Option(
+        "--safe-copy", help="Also write MODEL.safetensors + MODEL.json (no pickle needed)."
+    ),
+]
+CheckImages = Annotated[
+    bool,
+    typer.Option(
+        "--check-images/--no-check-images",
+        help="Decode every image first and leave out unreadable ones (recorded).",
+    ),
+]
+TrainLabelsFrom = Annotated[
+    str | None,
+    typer.Option(
+        help="Where labels come from: auto, folder, filename or csv "
+        "(default: folder, or the source --label-regex/--labels-csv imply)."
+    ),
+]
+TrainStrict = Annotated[bool, typer.Option(help="Fail when a file gets no label.")]
+
+
 @app.command()
 def train(
     data_dir: Annotated[
         Path,
         typer.Argument(help="Training folder: one subfolder per class, or see the label options."),
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Where to export the learner.")] = Path(
-        "model.pkl"
-    ),
-    arch: Annotated[str, typer.Option(help="torchvision model name, or a timm name.")] = "resnet18",
-    image_size: Annotated[int, typer.Option(min=8, help="Resize(image_size).")] = 200,
-    epochs: Annotated[int, typer.Option(min=1)] = 4,
-    lr: Annotated[str, typer.Option(help="Learning rate, or 'find' to use lr_find.")] = "1e-2",
-    batch_size: Annotated[int, typer.Option(min=1)] = 64,
-    valid_pct: Annotated[float, typer.Option(min=0.01, max=0.9)] = 0.2,
-    seed: Annotated[int, typer.Option()] = 42,
-    pretrained: Annotated[
-        bool, typer.Option("--pretrained/--no-pretrained", help="Start from ImageNet weights.")
-    ] = True,
-    augment: Annotated[
-        bool, typer.Option("--augment/--no-augment", help="Use aug_transforms().")
-    ] = True,
-    num_workers: Annotated[int, typer.Option(min=0, help="DataLoader workers.")] = 0,
-    safe_copy: Annotated[
-        bool,
-        typer.Option(
-            "--safe-copy", help="Also write MODEL.safetensors + MODEL.json (no pickle needed)."
-        ),
-    ] = False,
-    check_images: Annotated[
-        bool,
-        typer.Option(
-            "--check-images/--no-check-images",
-            help="Decode every image first and leave out unreadable ones (recorded).",
-        ),
-    ] = True,
-    labels_from: Annotated[
-        str | None,
-        typer.Option(
-            help="Where labels come from: auto, folder, filename or csv "
-            "(default: folder, or the source --label-regex/--labels-csv imply)."
-        ),
-    ] = None,
+    out: TrainOut = Path("model.pkl"),
+    arch: Arch = "resnet18",
+    image_size: ImageSize = 200,
+    epochs: Epochs = 4,
+    lr: LearningRate = "1e-2",
+    batch_size: BatchSize = 64,
+    valid_pct: ValidPct = 0.2,
+    seed: Seed = 42,
+    pretrained: Pretrained = True,
+    augment: Augment = True,
+    num_workers: NumWorkers = 0,
+    safe_copy: SafeCopy = False,
+    check_images: CheckImages = True,
+    labels_from: TrainLabelsFrom = None,
     label_regex: LabelRegex = None,
     labels_csv: LabelsCsv = None,
     label_map: LabelMap = None,
-    strict: Annotated[bool, typer.Option(help="Fail when a file gets no label.")] = False,
+    strict: TrainStrict = False,
 ) -> None:
     """Train with the fastai ASL tutorial's recipe and export the learner.
 
     Labels are the class folders' names, as in the tutorial, unless the label options say
     otherwise; they become the model's classes.
     """
-    from asl_eval.train import TrainConfig, train_model
+    from asl_eval.training import TrainConfig, train_model
 
     implied = "auto" if label_regex is not None or labels_csv is not None else "folder"
     source = labels_from or implied
@@ -205,6 +225,11 @@ def train(
         check_images=check_images,
     )
     result = _call(lambda: train_model(data_dir, out, config, label_options=label_options))
+    _echo_training(result)
+
+
+def _echo_training(result: TrainResult) -> None:
+    """Print how training went and where its files are."""
     typer.echo(f"validation accuracy {result.valid_accuracy:.4f} (learning rate {result.lr:.2e})")
     typer.echo(f"model: {result.model_path}")
     typer.echo(f"validation predictions: {result.valid_predictions_path}")
@@ -260,55 +285,65 @@ def _cam_options(
     )
 
 
+ModelFile = Annotated[
+    Path,
+    typer.Argument(
+        help="Exported fastai learner (.pkl), or a .safetensors file with its .json sidecar."
+    ),
+]
+TestDirs = Annotated[
+    list[Path] | None, typer.Argument(help="Test folders, each named after itself.")
+]
+ReportOut = Annotated[
+    Path, typer.Option("--out", "-o", help="Output folder, or an .html file path.")
+]
+ReportName = Annotated[str | None, typer.Option(help="Report file name (default: model's).")]
+NamedSets = Annotated[
+    list[str] | None, typer.Option("--set", help="A named test folder: NAME=DIR (repeatable).")
+]
+InDomain = Annotated[
+    Path | None,
+    typer.Option(help="Training folder: re-create and predict its validation split."),
+]
+Cam = Annotated[
+    bool, typer.Option("--cam/--no-cam", help="Add the Grad-CAM 'why it fails' section.")
+]
+CamMethod = Annotated[
+    str, typer.Option(help="gradcam, gradcam++, hirescam, eigencam, scorecam or finercam.")
+]
+CamLayer = Annotated[
+    str | None, typer.Option(help="Target layer (dotted name); default: found automatically.")
+]
+CamClasses = Annotated[
+    str | None, typer.Option(help="Classes to explain, e.g. T,V,X (default: the worst k).")
+]
+CamSet = Annotated[str | None, typer.Option(help="Test set to explain (default: the largest).")]
+CamK = Annotated[int, typer.Option(min=1, help="How many worst classes to explain.")]
+CamImages = Annotated[int, typer.Option(min=1, help="Images per explained class.")]
+
+
 @app.command()
 def report(
-    model: Annotated[
-        Path,
-        typer.Argument(
-            help="Exported fastai learner (.pkl), or a .safetensors file with its .json sidecar."
-        ),
-    ],
-    test_dirs: Annotated[
-        list[Path] | None, typer.Argument(help="Test folders, each named after itself.")
-    ] = None,
-    out: Annotated[
-        Path, typer.Option("--out", "-o", help="Output folder, or an .html file path.")
-    ] = Path("reports"),
-    name: Annotated[str | None, typer.Option(help="Report file name (default: model's).")] = None,
-    sets: Annotated[
-        list[str] | None, typer.Option("--set", help="A named test folder: NAME=DIR (repeatable).")
-    ] = None,
-    in_domain: Annotated[
-        Path | None,
-        typer.Option(help="Training folder: re-create and predict its validation split."),
-    ] = None,
+    model: ModelFile,
+    test_dirs: TestDirs = None,
+    out: ReportOut = Path("reports"),
+    name: ReportName = None,
+    sets: NamedSets = None,
+    in_domain: InDomain = None,
     labels_from: LabelsFrom = "auto",
     label_regex: LabelRegex = None,
     labels_csv: LabelsCsv = None,
     label_map: LabelMap = None,
     strict: Strict = False,
     trust_model: TrustModel = False,
-    batch_size: Annotated[int, typer.Option(min=1)] = 64,
-    cam: Annotated[
-        bool, typer.Option("--cam/--no-cam", help="Add the Grad-CAM 'why it fails' section.")
-    ] = True,
-    cam_method: Annotated[
-        str,
-        typer.Option(
-            help="gradcam, gradcam++, hirescam, eigencam, scorecam or finercam.",
-        ),
-    ] = "gradcam",
-    cam_layer: Annotated[
-        str | None, typer.Option(help="Target layer (dotted name); default: found automatically.")
-    ] = None,
-    cam_classes: Annotated[
-        str | None, typer.Option(help="Classes to explain, e.g. T,V,X (default: the worst k).")
-    ] = None,
-    cam_set: Annotated[
-        str | None, typer.Option(help="Test set to explain (default: the largest).")
-    ] = None,
-    cam_k: Annotated[int, typer.Option(min=1, help="How many worst classes to explain.")] = 3,
-    cam_images: Annotated[int, typer.Option(min=1, help="Images per explained class.")] = 4,
+    batch_size: BatchSize = 64,
+    cam: Cam = True,
+    cam_method: CamMethod = "gradcam",
+    cam_layer: CamLayer = None,
+    cam_classes: CamClasses = None,
+    cam_set: CamSet = None,
+    cam_k: CamK = 3,
+    cam_images: CamImages = 4,
 ) -> None:
     """Evaluate MODEL on test folders and write an HTML + JSON report."""
     from asl_eval.pipeline import ReportRequest, name_sets, run_report
@@ -358,7 +393,7 @@ def labels(
     classes = None
     if model is not None:
         from asl_eval.inference import model_classes
-        from asl_eval.loading import load_learner_file
+        from asl_eval.trust import load_learner_file
 
         learner = _call(lambda: load_learner_file(model, trust_model=trust_model))
         classes = list(model_classes(learner))
@@ -378,8 +413,7 @@ def export_safe_command(
     trust_model: TrustModel = False,
 ) -> None:
     """Write MODEL as safetensors weights plus a JSON sidecar that loads without pickle."""
-    from asl_eval.loading import load_learner_file
-    from asl_eval.safe_format import export_safe
+    from asl_eval.trust import export_safe, load_learner_file
 
     if out.suffix != ".safetensors":
         raise typer.BadParameter(f"must end in .safetensors, got {out.name}", param_hint="OUT")

@@ -3,6 +3,10 @@
 It generates the stand-in ASL folders (:mod:`asl_eval.demo_data`), trains a small resnet18 from
 scratch on the training frames, and writes a report comparing the in-domain validation split
 with the 28-image test folder and the out-of-domain ``test/`` folder.
+
+Layer: above :mod:`asl_eval.pipeline`, below :mod:`asl_eval.cli`. Imports
+:mod:`asl_eval.demo_data`, :mod:`asl_eval.training` and :mod:`asl_eval.pipeline` inside
+:func:`run_demo`.
 """
 
 from __future__ import annotations
@@ -11,8 +15,12 @@ import tempfile
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from asl_eval.report import ReportFiles
+if TYPE_CHECKING:
+    from asl_eval.report import ReportFiles
+
+__all__ = ["run_demo"]
 
 DEMO_IMAGE_SIZE = 64
 DEMO_TRAIN_PER_CLASS = 40
@@ -30,7 +38,7 @@ def run_demo(
     """Generate data, train, report; returns the report's files (``<out>/demo.html`` ...)."""
     from asl_eval.demo_data import make_demo_dataset
     from asl_eval.pipeline import CamOptions, ReportRequest, run_report
-    from asl_eval.train import TrainConfig, train_model
+    from asl_eval.training import TrainConfig, train_model
 
     with ExitStack() as stack:
         if work_dir is None:
@@ -63,7 +71,7 @@ def run_demo(
             name="demo",
             command="asl-eval demo",
             title="asl-eval demo: generated ASL glyphs",
-            # at 64 px resnet18's last block is 2x2; the block before it keeps a 4x4 map
-            cam=CamOptions(layer="0.6"),
+            # the automatic Grad-CAM layer steps back to a 4x4 map at 64 px (0.6)
+            cam=CamOptions(),
         )
         return run_report(request)

@@ -3,6 +3,10 @@
 This is fastai's ``dls.test_dl(items)`` and ``learner.get_preds(dl=...)`` flow, run in chunks
 so memory stays bounded, on images that :mod:`asl_eval.inputs` has already decoded and
 converted to RGB (a file that cannot be read is excluded with a reason, never a crash).
+
+Layer: above :mod:`asl_eval.trust`, below :mod:`asl_eval.training` and :mod:`asl_eval.cam`.
+Imports :mod:`asl_eval.errors`, :mod:`asl_eval.inputs`, :mod:`asl_eval.labels` and
+:mod:`asl_eval.predictions`; fastai only through the learner it is given.
 """
 
 from __future__ import annotations
@@ -14,14 +18,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from asl_eval.errors import AslEvalError, InputError, first_few
-from asl_eval.inputs import UnreadableImage, discover_images, load_rgb
+from asl_eval.errors import InputError, UnreadableImage, first_few
+from asl_eval.inputs import discover_images, load_rgb
 from asl_eval.labels import LabelOptions, label_files
 from asl_eval.predictions import Ledger, LedgerEntry, Predictions
 
 if TYPE_CHECKING:
     from fastai.learner import Learner
     from PIL import Image
+
+__all__ = ["model_classes", "predict_files", "predict_folder", "predict_images"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,30 +83,15 @@ def predict_files(
     for start in range(0, len(items), chunk_size):
         images: list[Image.Image] = []
         for path, label in items[start : start + chunk_size]:
-            try:
-                images.append(load_rgb(path))
-            except UnreadableImage as error:
-                outcome[str(path)] = LedgerEntry(str(path), "excluded", error.reason, label)
-                continue
-            outcome[str(path)] = LedgerEntry(str(path), "evaluated", label=label)
-            paths.append(str(path))
-            y_true.append(index[label])
+            image = _decoded(path, label, outcome)
+            if image is not None:
+                images.append(image)
+                paths.append(str(path))
+                y_true.append(index[label])
         chunks.append(predict_images(learner, images, batch_size=batch_size))
         logger.info("%s: predicted %d of %d files", name, len(paths), len(items))
     order = [str(p) for p in found] if found is not None else [str(p) for p, _ in items]
-    listed = set(order)
-    order += [p for p in outcome if p not in listed]
-    missing = [p for p in order if p not in outcome]
-    if missing:
-        raise InputError(f"{len(missing)} found files have no outcome: {first_few(missing)}")
-    ledger = Ledger.of(outcome[p] for p in dict.fromkeys(order))
-    if not paths:
-        summary = ledger.summary()
-        raise InputError(
-            f"No image in {source} could be evaluated: {summary['found']} found, "
-            f"{summary['n_excluded']} unreadable, {summary['unlabeled']} unlabeled, "
-            f"{summary['n_not_in_classes']} with labels the model does not have."
-        )
+    ledger = _ledger(order, outcome, evaluated=len(paths), source=source)
     return Predictions(
         classes=classes,
         paths=tuple(paths),
@@ -110,6 +101,37 @@ def predict_files(
         ledger=ledger,
         source=source,
     )
+
+
+def _decoded(path: Path, label: str, outcome: dict[str, LedgerEntry]) -> Image.Image | None:
+    """The decoded image, or None; either way its outcome is recorded in ``outcome``."""
+    try:
+        image = load_rgb(path)
+    except UnreadableImage as error:
+        outcome[str(path)] = LedgerEntry(str(path), "excluded", error.reason, label)
+        return None
+    outcome[str(path)] = LedgerEntry(str(path), "evaluated", label=label)
+    return image
+
+
+def _ledger(
+    order: list[str], outcome: dict[str, LedgerEntry], *, evaluated: int, source: str
+) -> Ledger:
+    """Every file found, in ``order`` (then any others with an outcome), with its outcome."""
+    listed = set(order)
+    order = order + [p for p in outcome if p not in listed]
+    missing = [p for p in order if p not in outcome]
+    if missing:
+        raise InputError(f"{len(missing)} found files have no outcome: {first_few(missing)}")
+    ledger = Ledger.of(outcome[p] for p in dict.fromkeys(order))
+    if not evaluated:
+        summary = ledger.summary()
+        raise InputError(
+            f"No image in {source} could be evaluated: {summary['found']} found, "
+            f"{summary['n_excluded']} unreadable, {summary['unlabeled']} unlabeled, "
+            f"{summary['n_not_in_classes']} with labels the model does not have."
+        )
+    return ledger
 
 
 def predict_folder(
@@ -144,63 +166,4 @@ def predict_folder(
         entries=[*discovery.entries, *labeled.entries],
         batch_size=batch_size,
         chunk_size=chunk_size,
-    )
-
-
-def predict_validation_split(
-    learner: Learner,
-    data_dir: str | Path,
-    *,
-    valid_pct: float,
-    seed: int,
-    check_images: bool = True,
-    label_options: LabelOptions | None = None,
-    expected_files: int | None = None,
-    name: str = "valid",
-    batch_size: int = 64,
-) -> Predictions:
-    """Re-create the training recipe's validation split of ``data_dir`` and predict it.
-
-    ``valid_pct``, ``seed``, ``check_images`` and ``label_options`` must be the ones training
-    used (the training record has them; see :func:`asl_eval.train.recorded_label_options`), or
-    the split differs and training images leak into it. ``expected_files`` (the record's
-    validation size) is checked before anything is predicted.
-    """
-    from asl_eval.train import validation_items
-
-    data_dir = Path(data_dir)
-    try:
-        items = validation_items(
-            data_dir,
-            valid_pct=valid_pct,
-            seed=seed,
-            check_images=check_images,
-            label_options=label_options,
-        )
-    except AslEvalError as error:
-        raise InputError(
-            f"--in-domain {data_dir} cannot be split and labelled as training did, with the "
-            f"options in the training record: {error} Leave out --in-domain to use the saved "
-            "validation predictions."
-        ) from error
-    if expected_files is not None and len(items) != expected_files:
-        raise InputError(
-            f"--in-domain {data_dir} gives a validation split of {len(items)} files, but "
-            f"training used {expected_files}: the folder is not the one the model was trained "
-            "on, or it changed since, so the split would mix in training images."
-        )
-    classes = set(model_classes(learner))
-    unknown = sorted({label for _, label in items if label not in classes})
-    if unknown:
-        raise InputError(
-            f"--in-domain {data_dir} has labels the model was not trained on "
-            f"({first_few(unknown)}): it is not the training folder, or its labels are read "
-            "differently from training's."
-        )
-    return predict_files(
-        learner,
-        items,
-        name=name,
-        source=f"validation split of {data_dir}",
-        batch_size=batch_size,
     )

@@ -19,6 +19,9 @@ Conversion rules (see ``docs/labels.md``):
   fastai's own ``PILImage.create``, so evaluation sees pixels exactly as training did;
 - an image with more pixels than ``max_pixels`` (default: Pillow's ``Image.MAX_IMAGE_PIXELS``) is
   excluded from its header alone, before any pixel is decoded.
+
+Layer: below :mod:`asl_eval.labels` and everything that reads images. Imports numpy, Pillow,
+:mod:`asl_eval.errors` and :mod:`asl_eval.predictions` (for ledger entries); no torch, no fastai.
 """
 
 from __future__ import annotations
@@ -36,6 +39,24 @@ from PIL import Image
 
 from asl_eval.errors import InputError, UnreadableImage
 from asl_eval.predictions import LedgerEntry
+
+__all__ = [
+    "BROKEN_LINK",
+    "CORRUPT",
+    "DEFAULT_BACKGROUND",
+    "EXCLUSION_REASONS",
+    "IMAGE_EXTENSIONS",
+    "NOT_AN_IMAGE",
+    "TOO_LARGE",
+    "TRUNCATED",
+    "UNREADABLE_FILE",
+    "UNSUPPORTED_MODE",
+    "ZERO_BYTE",
+    "Discovery",
+    "discover_images",
+    "has_image_extension",
+    "load_rgb",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -269,28 +290,9 @@ def load_rgb(
     """
     path = Path(path)
     limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    _check_not_empty(path)
     try:
-        size = path.stat().st_size
-    except OSError as error:
-        reason = BROKEN_LINK if path.is_symlink() else UNREADABLE_FILE
-        raise UnreadableImage(path, reason, str(error)) from None
-    if size == 0:
-        raise UnreadableImage(path, ZERO_BYTE)
-    try:
-        with warnings.catch_warnings():
-            # The size is checked below against `limit`; Pillow's own warning would be noise.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                width, height = image.size
-                if limit is not None and width * height > limit:
-                    raise UnreadableImage(
-                        path, TOO_LARGE, f"{width}x{height} pixels, limit {limit}"
-                    )
-                image.load()
-                try:
-                    return _to_rgb(image, background)
-                except ValueError as error:
-                    raise UnreadableImage(path, UNSUPPORTED_MODE, str(error)) from None
+        return _decode(path, background, limit)
     except UnreadableImage:
         raise
     except Image.DecompressionBombError as error:
@@ -303,3 +305,33 @@ def load_rgb(
         detail = f"{type(error).__name__}: {error}"
         reason = TRUNCATED if "truncated" in str(error).lower() else CORRUPT
         raise UnreadableImage(path, reason, detail) from None
+
+
+def _check_not_empty(path: Path) -> None:
+    """A file that cannot be stat-ed or has no bytes is excluded before Pillow sees it."""
+    try:
+        size = path.stat().st_size
+    except OSError as error:
+        reason = BROKEN_LINK if path.is_symlink() else UNREADABLE_FILE
+        raise UnreadableImage(path, reason, str(error)) from None
+    if size == 0:
+        raise UnreadableImage(path, ZERO_BYTE)
+
+
+def _decode(path: Path, background: tuple[int, int, int], limit: int | None) -> Image.Image:
+    """Open, check the size from the header, decode and convert to RGB.
+
+    Pillow's own exceptions propagate; :func:`load_rgb` turns them into exclusions.
+    """
+    with warnings.catch_warnings():
+        # The size is checked below against `limit`; Pillow's own warning would be noise.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(path) as image:
+            width, height = image.size
+            if limit is not None and width * height > limit:
+                raise UnreadableImage(path, TOO_LARGE, f"{width}x{height} pixels, limit {limit}")
+            image.load()
+            try:
+                return _to_rgb(image, background)
+            except ValueError as error:
+                raise UnreadableImage(path, UNSUPPORTED_MODE, str(error)) from None

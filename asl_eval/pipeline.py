@@ -2,6 +2,11 @@
 
 This is what ``asl-eval report`` and ``asl-eval demo`` call; the CLI only parses arguments.
 Nothing is written until every set has been predicted and the report rendered.
+
+Layer: above :mod:`asl_eval.report`, below :mod:`asl_eval.demo` and :mod:`asl_eval.cli`.
+Imports the stages it runs (:mod:`asl_eval.trust`, :mod:`asl_eval.inference`,
+:mod:`asl_eval.training` for the record next to a model, :mod:`asl_eval.cam`,
+:mod:`asl_eval.report`) inside its functions, so importing it stays light.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ from asl_eval.predictions import Predictions
 if TYPE_CHECKING:
     from fastai.learner import Learner
 
+    from asl_eval.analysis import AnalysisResult
     from asl_eval.report import EvaluationSet, ReportFiles
-    from asl_eval.report.context import Section
+
+__all__ = ["CamOptions", "ReportRequest", "name_sets", "run_report"]
 
 logger = logging.getLogger(__name__)
 
@@ -97,8 +104,12 @@ def _training_config(record: Mapping[str, object]) -> Mapping[str, object]:
 def _in_domain_predictions(
     learner: Learner, request: ReportRequest, record: Mapping[str, object]
 ) -> Predictions | None:
-    from asl_eval.inference import model_classes, predict_validation_split
-    from asl_eval.train import recorded_label_options, valid_predictions_path
+    from asl_eval.inference import model_classes
+    from asl_eval.training import (
+        predict_validation_split,
+        recorded_label_options,
+        valid_predictions_path,
+    )
 
     if request.in_domain is not None:
         config = _training_config(record)
@@ -141,7 +152,7 @@ def _in_domain_predictions(
 
 def _cam_section(
     learner: Learner, sets: Sequence[EvaluationSet], options: CamOptions
-) -> Section | None:
+) -> AnalysisResult | None:
     """Grad-CAM for the failing classes of one test set (by default the largest)."""
     from asl_eval.cam import build_cam_section
 
@@ -177,7 +188,6 @@ def _cam_section(
 def run_report(request: ReportRequest) -> ReportFiles:
     """Load the model, predict every set, build and write the report."""
     from asl_eval.inference import model_classes, predict_folder
-    from asl_eval.loading import input_size, load_learner_file
     from asl_eval.report import (
         EvaluationSet,
         ModelInfo,
@@ -186,7 +196,8 @@ def run_report(request: ReportRequest) -> ReportFiles:
         write_report,
     )
     from asl_eval.report.write import report_paths
-    from asl_eval.train import read_training_record
+    from asl_eval.training import read_training_record
+    from asl_eval.trust import input_size, load_learner_file
 
     report_name = request.name or Path(request.model).stem
     report_paths(request.out, report_name)  # a bad --out fails now, not after predicting everything
@@ -219,7 +230,7 @@ def run_report(request: ReportRequest) -> ReportFiles:
         input_size=f"{size[0]}×{size[1]}" if size else "unknown",
         versions=runtime_versions(),
     )
-    sections: dict[str, Section] = {}
+    sections: dict[str, AnalysisResult] = {}
     if request.cam is not None:
         cam_section = _cam_section(learner, sets, request.cam)
         if cam_section is not None:

@@ -7,7 +7,6 @@ Nothing here is mocked. ``tiny_model`` trains a resnet18 from scratch (``pretrai
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +14,6 @@ import matplotlib
 import pytest
 
 matplotlib.use("Agg")
-warnings.filterwarnings("ignore", message=".*load_learner.*insecure.*")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_ASL = Path(os.environ.get("ASL_EVAL_SHARED_DATA", REPO_ROOT.parent / "shared/data/asl"))
@@ -53,7 +51,7 @@ def tiny_model(tiny_data, tmp_path_factory: pytest.TempPathFactory) -> TinyModel
     It reaches about 65% on its validation split and predicts a dozen distinct classes, enough
     for every table and chart to hold real, varied numbers.
     """
-    from asl_eval.train import TrainConfig, train_model
+    from asl_eval.training import TrainConfig, train_model
 
     out = tmp_path_factory.mktemp("tiny_model") / "model.pkl"
     config = TrainConfig(
@@ -65,7 +63,7 @@ def tiny_model(tiny_data, tmp_path_factory: pytest.TempPathFactory) -> TinyModel
 
 @pytest.fixture(scope="session")
 def tiny_learner(tiny_model: TinyModel):  # type: ignore[no-untyped-def]
-    """The tiny model loaded back with :func:`asl_eval.loading.load_learner_file`."""
-    from asl_eval.loading import load_learner_file
+    """The tiny model loaded back with :func:`asl_eval.trust.load_learner_file`."""
+    from asl_eval.trust import load_learner_file
 
     return load_learner_file(tiny_model.path)

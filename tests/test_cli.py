@@ -294,6 +294,7 @@ def test_train_with_label_regex_then_report_recreates_its_split(tiny_data, tmp_p
             shutil.copy(frame, flat / f"{n}_{label}.jpg")
     model = tmp_path / "m.pkl"
     quick = ["--no-pretrained", "--no-augment", "--image-size", "32", "--epochs", "1"]
+    quick += ["--batch-size", "16"]  # 29 training images: the default 64 fills no batch
     trained = runner.invoke(
         app,
         [

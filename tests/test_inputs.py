@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from asl_eval.errors import InputError
+from asl_eval.errors import InputError, UnreadableImage
 from asl_eval.inputs import (
     BROKEN_LINK,
     CORRUPT,
@@ -22,7 +22,6 @@ from asl_eval.inputs import (
     TRUNCATED,
     UNSUPPORTED_MODE,
     ZERO_BYTE,
-    UnreadableImage,
     discover_images,
     load_rgb,
 )

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from asl_eval.errors import ModelLoadError, UnsafeModelError
-from asl_eval.loading import input_size, load_learner_file, refused_imports
+from asl_eval.trust import input_size, load_learner_file, refused_imports
 
 
 class _Payload:
@@ -36,7 +36,7 @@ def _malicious(kind: str, marker: Path) -> object:
     if kind == "os.system":
         return _Payload(os.system, f"touch {marker}")
     if kind == "builtins.exec":
-        return _Payload(exec, f"open({str(marker)!r}, 'w').write('pwned')")
+        return _Payload(exec, f"__import__('pathlib').Path({str(marker)!r}).write_text('pwned')")
     if kind == "partial(subprocess.Popen)":
         return _Payload(functools.partial(subprocess.Popen, ["touch", str(marker)]))
     raise ValueError(kind)
@@ -415,7 +415,7 @@ def test_fastcore_eval_type_cannot_run_code(tmp_path: Path) -> None:
     assert [item.dotted for item, _ in refused] == ["fastcore.basics.eval_type"]
     with pytest.raises(UnsafeModelError, match="eval_type"):
         load_learner_file(path)
-    from asl_eval.pickle_scan import restricted_loads
+    from asl_eval.trust import restricted_loads
 
     with pytest.raises(UnsafeModelError):
         restricted_loads(path.read_bytes())
@@ -440,7 +440,7 @@ def test_dataframe_eval_through_getattr_is_refused(tmp_path: Path) -> None:
     assert refused_imports(path)
     with pytest.raises(UnsafeModelError, match="pandas"):
         load_learner_file(path)
-    from asl_eval.pickle_scan import import_policy
+    from asl_eval.trust import import_policy
 
     assert import_policy("torch.nn.modules.module", "Module.eval") is not None
     assert import_policy("fastai.callback.core", "TrainEvalCallback") is None

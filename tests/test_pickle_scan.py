@@ -9,7 +9,8 @@ import pickle
 
 import pytest
 
-from asl_eval.pickle_scan import PickleFormatError, import_policy, scan_pickle_bytes
+from asl_eval.errors import PickleFormatError
+from asl_eval.trust import import_policy, scan_pickle_bytes
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from asl_eval.errors import ModelLoadError
-from asl_eval.loading import load_learner_file
-from asl_eval.safe_format import export_safe, load_safe, sidecar_path
+from asl_eval.trust import export_safe, load_learner_file, load_safe, sidecar_path
 
 
 @pytest.fixture(scope="module")
@@ -122,8 +121,6 @@ def test_export_needs_a_safetensors_name(tiny_learner, tmp_path: Path) -> None: 
 def test_malformed_sidecar_fields_are_a_clear_error(safe_pair, tmp_path: Path, field: str) -> None:  # type: ignore[no-untyped-def]
     """Found in review: a hand-edited sidecar with the right checksum crashed with a KeyError."""
     import json
-
-    from asl_eval.loading import load_learner_file
 
     weights, sidecar = _copy_pair(safe_pair, tmp_path / "pair")
     description = json.loads(sidecar.read_text())

@@ -12,11 +12,11 @@ import pytest
 
 from asl_eval.demo_data import ASL_CLASSES
 from asl_eval.errors import InputError, LabelError, TrainingError
-from asl_eval.inference import predict_validation_split
 from asl_eval.labels import LabelOptions
 from asl_eval.predictions import Predictions
-from asl_eval.train import (
+from asl_eval.training import (
     TrainConfig,
+    predict_validation_split,
     read_training_record,
     recorded_label_options,
     train_model,
@@ -148,8 +148,22 @@ QUICK = TrainConfig(
 )
 
 
+def test_a_batch_larger_than_the_training_split_is_refused(tiny_data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """fastai drops the last partial training batch: 29 training images in batches of 64
+    would train on nothing, so training refuses to start."""
+    import shutil
+
+    data = tmp_path / "small"
+    for label in ("A", "B", "C"):
+        shutil.copytree(tiny_data.train / label, data / label)
+    config = dataclasses.replace(QUICK, batch_size=64)
+    with pytest.raises(TrainingError, match=r"29 training images .* one batch of 64"):
+        train_model(data, tmp_path / "m.pkl", config)
+    assert not (tmp_path / "m.pkl").exists()
+
+
 def _pickled_globals(model: Path) -> set[str]:
-    from asl_eval.pickle_scan import pickle_streams, scan_pickle_bytes
+    from asl_eval.trust import pickle_streams, scan_pickle_bytes
 
     names: set[str] = set()
     for _, stream in pickle_streams(model.read_bytes()):
@@ -159,7 +173,7 @@ def _pickled_globals(model: Path) -> set[str]:
 
 
 def _pickle_bytes(model: Path) -> bytes:
-    from asl_eval.pickle_scan import pickle_streams
+    from asl_eval.trust import pickle_streams
 
     return b"".join(stream for _, stream in pickle_streams(model.read_bytes()))
 
@@ -168,7 +182,7 @@ def _assert_split_recreated(result, data_dir: Path):  # type: ignore[no-untyped-
     """Re-create the validation split with the labels recorded in training's record and check
     it is exactly the saved one: same files in the same order, same labels, same probabilities.
     Returns the loaded learner."""
-    from asl_eval.loading import load_learner_file
+    from asl_eval.trust import load_learner_file
 
     record = read_training_record(result.model_path)
     assert record is not None
@@ -243,10 +257,10 @@ def test_training_labels_from_a_file_name_regex(flat_data: Path, regex_model) ->
 
 def test_regex_trained_model_loads_safely_and_ships_no_training_paths(regex_model) -> None:  # type: ignore[no-untyped-def]
     from asl_eval.inference import model_classes
-    from asl_eval.loading import load_learner_file
+    from asl_eval.trust import load_learner_file
 
     model = regex_model.model_path
-    assert "asl_eval.training_labels.LabelLookup" in _pickled_globals(model)
+    assert "asl_eval.training.label_lookup.LabelLookup" in _pickled_globals(model)
     assert b"sign-A-0" not in _pickle_bytes(model)
     learner = load_learner_file(model)  # the safe loader, no trust needed
     assert model_classes(learner) == ("A", "B", "C", "delete", "space")
@@ -269,7 +283,7 @@ def test_in_domain_split_is_recreated_with_trainings_labels(flat_data: Path, reg
 def test_tutorial_folders_keep_fastais_parent_label(tiny_model) -> None:  # type: ignore[no-untyped-def]
     names = _pickled_globals(tiny_model.path)
     assert "fastai.data.transforms.parent_label" in names
-    assert "asl_eval.training_labels.LabelLookup" not in names
+    assert "asl_eval.training.label_lookup.LabelLookup" not in names
     record = read_training_record(tiny_model.path)
     assert record is not None and record["labels"]["rule"] == "folder"
 
@@ -372,7 +386,7 @@ def test_training_label_map_on_class_folders(tiny_data, tmp_path: Path) -> None:
     options = LabelOptions(source="folder", label_map={"del": "delete"})
     result = train_model(data, tmp_path / "m.pkl", QUICK, label_options=options)
     assert Predictions.load(result.valid_predictions_path).classes == ("A", "B", "delete")
-    assert "asl_eval.training_labels.LabelLookup" in _pickled_globals(result.model_path)
+    assert "asl_eval.training.label_lookup.LabelLookup" in _pickled_globals(result.model_path)
     _assert_split_recreated(result, data)
     typo = LabelOptions(source="folder", label_map={"dle": "delete"})
     with pytest.raises(LabelError, match=r"finds on no file .*: dle \(labels found: A, B, del\)"):

@@ -13,6 +13,9 @@ Only what inference uses is kept. Transforms that fastai applies to the training
 (``split_idx == 0``, such as ``Brightness``) are left out; the random affine augmentations of
 ``aug_transforms`` do nothing on the validation and test splits but resample to their ``size``,
 so they are stored as a plain ``AffineCoordTfm`` with the same size, mode and padding.
+
+Imports :mod:`asl_eval.errors`, :mod:`asl_eval.hashing` and :mod:`asl_eval.trust.probe`;
+fastai, torch and safetensors only inside the functions that need them.
 """
 
 from __future__ import annotations
@@ -25,9 +28,24 @@ from typing import TYPE_CHECKING, Any
 
 from asl_eval.errors import ModelLoadError
 from asl_eval.hashing import file_sha256
+from asl_eval.trust.probe import input_size
 
 if TYPE_CHECKING:
+    from fastai.data.core import DataLoaders
     from fastai.learner import Learner
+
+__all__ = [
+    "BATCH_TRANSFORMS",
+    "ITEM_TRANSFORMS",
+    "LOSS_FUNCTIONS",
+    "SIDECAR_FORMAT",
+    "SIDECAR_VERSION",
+    "describe_learner",
+    "export_safe",
+    "is_safe_format",
+    "load_safe",
+    "sidecar_path",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +73,6 @@ LOSS_FUNCTIONS: tuple[str, ...] = (
     "FocalLossFlat",
 )
 """fastai losses (single-label, softmax activation) the safe format can rebuild."""
-
-RESIZING_TRANSFORMS: tuple[str, ...] = ("Resize", "RandomResizedCrop", "CropPad")
 
 
 def sidecar_path(weights_path: str | Path) -> Path:
@@ -165,18 +181,6 @@ def _architecture_name(learner: Learner) -> dict[str, str]:
     )
 
 
-def input_size(learner: Learner) -> tuple[int, int] | None:
-    """The (height, width) the learner's item transforms resize every image to, if any."""
-    for transform in getattr(learner.dls.after_item, "fs", []):
-        if type(transform).__name__ in RESIZING_TRANSFORMS:
-            size = getattr(transform, "size", None)
-            if isinstance(size, int):
-                return size, size
-            if isinstance(size, tuple | list) and len(size) == 2:
-                return int(size[0]), int(size[1])
-    return None
-
-
 def describe_learner(learner: Learner) -> dict[str, object]:
     """The sidecar content for ``learner`` (everything but the weights' file name and hash).
 
@@ -222,7 +226,7 @@ def export_safe(learner: Learner, weights_path: str | Path) -> tuple[Path, Path]
     """Write ``learner`` as safetensors weights plus a JSON sidecar; return both paths.
 
     The pair is read back with :func:`load_safe` (and by
-    :func:`asl_eval.loading.load_learner_file`) before returning, and the rebuilt model must
+    :func:`asl_eval.trust.load_learner_file`) before returning, and the rebuilt model must
     give the same outputs as ``learner.model`` on a fixed input, so a pair that would predict
     differently is never left behind.
 
@@ -232,7 +236,6 @@ def export_safe(learner: Learner, weights_path: str | Path) -> tuple[Path, Path]
         If the learner cannot be represented (see :func:`describe_learner`) or the round trip
         does not reproduce the model.
     """
-    import torch
     from safetensors.torch import save_model
 
     weights_path = Path(weights_path)
@@ -247,17 +250,7 @@ def export_safe(learner: Learner, weights_path: str | Path) -> tuple[Path, Path]
     save_model(model, str(weights_path), metadata={"format": SIDECAR_FORMAT})
     description["weights"] = {"file": weights_path.name, "sha256": file_sha256(weights_path)}
     side.write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
-    rebuilt = load_safe(weights_path)
-    size = description["input_size"] or [64, 64]
-    generator = torch.Generator().manual_seed(0)
-    n_in = int(str(description["n_in"]))
-    probe = torch.rand(2, n_in, *size, generator=generator)  # type: ignore[misc]
-    was_training = learner.model.training
-    learner.model.eval()
-    with torch.no_grad():
-        expected, got = learner.model(probe), rebuilt.model.eval()(probe)
-    learner.model.train(was_training)
-    if expected.shape != got.shape or not torch.equal(expected, got):
+    if not _reproduces(learner, load_safe(weights_path), description):
         weights_path.unlink(missing_ok=True)
         side.unlink(missing_ok=True)
         raise ModelLoadError(
@@ -267,6 +260,22 @@ def export_safe(learner: Learner, weights_path: str | Path) -> tuple[Path, Path]
         )
     logger.info("wrote %s and %s", weights_path, side)
     return weights_path, side
+
+
+def _reproduces(learner: Learner, rebuilt: Learner, description: Mapping[str, Any]) -> bool:
+    """Whether the rebuilt model gives exactly the learner's outputs on a fixed random input."""
+    import torch
+
+    size = description["input_size"] or [64, 64]
+    generator = torch.Generator().manual_seed(0)
+    n_in = int(str(description["n_in"]))
+    probe = torch.rand(2, n_in, *size, generator=generator)
+    was_training = learner.model.training
+    learner.model.eval()
+    with torch.no_grad():
+        expected, got = learner.model(probe), rebuilt.model.eval()(probe)
+    learner.model.train(was_training)
+    return bool(expected.shape == got.shape and torch.equal(expected, got))
 
 
 def _read_sidecar(weights_path: Path) -> dict[str, Any]:
@@ -375,27 +384,49 @@ def _load_safe(weights_path: str | Path) -> Learner:
         If the sidecar is missing, malformed, or belongs to other weights, or the weights do
         not fit the architecture it names.
     """
-    from functools import partial
-
-    import fastai.losses
-    from fastai.data.core import Datasets
-    from fastai.data.transforms import Categorize
-    from fastai.vision.core import PILImage, PILImageBW
     from fastai.vision.learner import vision_learner
-    from PIL import Image
-    from safetensors import SafetensorError
-    from safetensors.torch import load_model
 
-    weights_path = Path(weights_path)
+    weights_path = _weights_file(weights_path)
+    description = _read_sidecar(weights_path)
+    learner = vision_learner(
+        _empty_dataloaders(description),
+        _build_architecture(description["architecture"]),
+        pretrained=False,
+        normalize=False,
+        n_out=int(description["n_out"]),
+        n_in=int(description.get("n_in", 3)),
+        loss_func=_build_loss(description.get("loss_func", {})),
+    )
+    _load_weights(learner, weights_path, description)
+    learner.model.eval()
+    return learner
+
+
+def _weights_file(path: str | Path) -> Path:
+    """The ``.safetensors`` file of a pair named by either of its files; it must exist."""
+    weights_path = Path(path)
     if weights_path.suffix.lower() == ".json":
         weights_path = weights_path.with_suffix(".safetensors")
     if not weights_path.is_file():
         raise ModelLoadError(f"Weights file {weights_path} does not exist.")
-    description = _read_sidecar(weights_path)
+    return weights_path
+
+
+def _empty_dataloaders(description: Mapping[str, Any]) -> DataLoaders:
+    """Empty DataLoaders with the sidecar's classes, image type and transforms.
+
+    fastai cannot set up Datasets without items: they are built on one blank image, which is
+    then dropped, as ``Learner.export`` drops the training data (``DataLoaders.new_empty``).
+    """
+    from functools import partial
+
+    from fastai.data.core import Datasets
+    from fastai.data.transforms import Categorize
+    from fastai.vision.core import PILImage, PILImageBW
+    from PIL import Image
+
     classes = [str(c) for c in description["classes"]]
     image_type = PILImageBW if description.get("image_type") == "PILImageBW" else PILImage
-    # fastai cannot set up Datasets without items: build on one blank image, then drop it,
-    # which is what Learner.export does with the training data (DataLoaders.new_empty).
     blank = Image.new("L" if image_type is PILImageBW else "RGB", (8, 8))
     datasets = Datasets(
         [blank],
@@ -405,25 +436,28 @@ def _load_safe(weights_path: str | Path) -> Learner:
         ],
         splits=([0], [0]),
     )
-    dls = datasets.dataloaders(
+    return datasets.dataloaders(
         bs=int(description.get("batch_size", 64)),
         num_workers=0,
         after_item=_build_transforms(description["item_tfms"], "item"),
         after_batch=_build_transforms(description["batch_tfms"], "batch"),
     ).new_empty()
-    loss = description.get("loss_func", {})
+
+
+def _build_loss(loss: Mapping[str, Any]) -> object:
+    """The fastai loss the sidecar names, from :data:`LOSS_FUNCTIONS` only."""
+    import fastai.losses
+
     if loss.get("type") not in LOSS_FUNCTIONS:
         raise ModelLoadError(f"The sidecar names an unknown loss {loss.get('type')!r}.")
-    loss_func = getattr(fastai.losses, loss["type"])(axis=int(loss.get("axis", -1)))
-    learner = vision_learner(
-        dls,
-        _build_architecture(description["architecture"]),
-        pretrained=False,
-        normalize=False,
-        n_out=int(description["n_out"]),
-        n_in=int(description.get("n_in", 3)),
-        loss_func=loss_func,
-    )
+    return getattr(fastai.losses, loss["type"])(axis=int(loss.get("axis", -1)))
+
+
+def _load_weights(learner: Learner, weights_path: Path, description: Mapping[str, Any]) -> None:
+    """Read the safetensors weights into the rebuilt model; every tensor must fit."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_model
+
     try:
         missing, unexpected = load_model(learner.model, str(weights_path), strict=False)
     except (SafetensorError, OSError, RuntimeError) as error:
@@ -436,5 +470,3 @@ def _load_safe(weights_path: str | Path) -> Learner:
             f"with {description['n_out']} classes: {len(missing)} missing and "
             f"{len(unexpected)} unexpected tensors. Re-export the pair with asl-eval export-safe."
         )
-    learner.model.eval()
-    return learner

@@ -6,10 +6,15 @@ rule, a ``--label-map``), the labels are computed once by :func:`asl_eval.labels
 so training and the ledger agree on every file, and the DataBlock looks them up here.
 
 The getter is a fasttransform ``Transform`` defined in this importable module, so an exported
-learner names it by reference (``asl_eval.training_labels.LabelLookup``) and the safe loader can
-allow exactly that name; a lambda or closure would be pickled as code. Before export the
-per-file table is dropped (:meth:`LabelLookup.forget`): an exported model needs no training
-labels, and shipping every training path inside a shared model file would leak them.
+learner names it by reference (``asl_eval.training.label_lookup.LabelLookup``) and the safe
+loader can allow exactly that name (:data:`asl_eval.trust.policy.SAFE_GLOBALS`); a lambda or
+closure would be pickled as code. Before export the per-file table is dropped
+(:meth:`LabelLookup.forget`): an exported model needs no training labels, and shipping every
+training path inside a shared model file would leak them.
+
+Imports fasttransform (a dependency of fastai, without torch) and :mod:`asl_eval.errors`. Its
+module and class name are part of every exported model that uses it: moving or renaming it
+means models exported before no longer load (see ``docs/trust.md``).
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from collections.abc import Mapping
 from fasttransform import Transform
 
 from asl_eval.errors import LabelError
+
+__all__ = ["LabelLookup"]
 
 
 class LabelLookup(Transform):
@@ -30,6 +37,7 @@ class LabelLookup(Transform):
         self.rule = rule
 
     def encodes(self, path: object) -> str:
+        """The label of ``path``, or a :class:`LabelError` once the table is forgotten."""
         try:
             return self.labels[str(path)]
         except KeyError:

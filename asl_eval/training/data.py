@@ -1,0 +1,181 @@
+"""The training data: which files train, with which labels, as fastai DataLoaders.
+
+:func:`training_items` lists the training folder's images (:mod:`asl_eval.inputs`), labels them
+(:func:`asl_eval.labels.label_files`) and, by default, decodes each once so an unreadable file
+is set aside with its reason instead of stopping training halfway through an epoch.
+:func:`make_dataloaders` turns the result into the tutorial's ``DataBlock``.
+
+Imports :mod:`asl_eval.errors`, :mod:`asl_eval.inputs`, :mod:`asl_eval.labels`,
+:mod:`asl_eval.predictions` and :mod:`asl_eval.training.label_lookup`; fastai inside
+:func:`make_dataloaders`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from asl_eval.errors import InputError, LabelError, TrainingError, UnreadableImage, first_few
+from asl_eval.inputs import discover_images, load_rgb
+from asl_eval.labels import LabelOptions, label_files
+from asl_eval.predictions import LedgerEntry
+
+if TYPE_CHECKING:
+    from fastai.data.core import DataLoaders
+
+    from asl_eval.training.recipe import TrainConfig
+
+__all__ = ["TrainingItems", "make_dataloaders", "training_items"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainingItems:
+    """The training folder's usable images with their labels, the ledger of those that cannot
+    be used, and the label rule that was applied."""
+
+    items: tuple[tuple[Path, str], ...]
+    entries: tuple[LedgerEntry, ...]
+    rule: str = "folder"
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        """The usable images, in training order."""
+        return tuple(path for path, _ in self.items)
+
+    @property
+    def follows_folders(self) -> bool:
+        """Whether every label is the parent folder's name (then fastai's ``parent_label``
+        reproduces them, as in the tutorial)."""
+        return all(label == path.parent.name for path, label in self.items)
+
+
+def training_items(
+    data_dir: str | Path,
+    *,
+    check_images: bool = True,
+    label_options: LabelOptions | None = None,
+) -> TrainingItems:
+    """Every labelled image under ``data_dir``, in a fixed order.
+
+    Discovery is :func:`asl_eval.inputs.discover_images` (recursive, hidden files skipped).
+    Labels come from :func:`asl_eval.labels.label_files` with ``label_options`` (default: the
+    recipe's parent folder name); a file the rule gives no label is recorded as unlabeled.
+    With ``check_images`` each labelled file is decoded once and an unreadable one is excluded
+    with its reason, instead of stopping training halfway through an epoch.
+    """
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise InputError(f"Training folder {data_dir} does not exist or is not a folder.")
+    options = label_options or LabelOptions(source="folder")
+    discovery = discover_images(data_dir)
+    labeled = label_files(list(discovery.images), root=data_dir, options=options)
+    read = set(labeled.alignment.mapping) if labeled.alignment is not None else set()
+    unused_map = sorted(set(options.label_map) - read)
+    if unused_map:
+        raise LabelError(
+            f"--label-map names labels that the {labeled.rule} rule finds on no file in "
+            f"{data_dir}: {first_few(unused_map)} (labels found: "
+            f"{first_few(sorted(read), limit=10)}). Fix the typo or drop the entry."
+        )
+    entries: list[LedgerEntry] = [*discovery.entries, *labeled.entries]
+    items = _readable(labeled.items, entries) if check_images else list(labeled.items)
+    _check_enough(data_dir, items, entries, labeled.rule)
+    return TrainingItems(tuple(items), tuple(entries), labeled.rule)
+
+
+def _readable(
+    labeled: Iterable[tuple[Path, str]], entries: list[LedgerEntry]
+) -> list[tuple[Path, str]]:
+    """The labelled files that decode; each one that does not is added to ``entries``."""
+    items: list[tuple[Path, str]] = []
+    for path, label in labeled:
+        try:
+            load_rgb(path)
+        except UnreadableImage as error:
+            entries.append(LedgerEntry(str(path), "excluded", error.reason, label=label))
+            continue
+        items.append((path, label))
+    return items
+
+
+def _check_enough(
+    data_dir: Path, items: list[tuple[Path, str]], entries: list[LedgerEntry], rule: str
+) -> None:
+    """At least two classes of usable files; the files set aside are logged."""
+    if not items:
+        raise InputError(
+            f"Training folder {data_dir} holds no usable labelled images "
+            f"({len(entries)} files set aside: {first_few([e.path for e in entries])})."
+        )
+    if len({label for _, label in items}) < 2:
+        raise InputError(
+            f"The {rule} rule gives every usable file in {data_dir} the same label, "
+            f"{items[0][1]!r}, and a classifier needs at least two classes."
+        )
+    if entries:
+        logger.warning(
+            "%d of %d files in %s are not used for training: %s",
+            len(entries),
+            len(entries) + len(items),
+            data_dir,
+            first_few([f"{Path(e.path).name} ({e.reason})" for e in entries]),
+        )
+
+
+def make_dataloaders(found: TrainingItems, config: TrainConfig) -> DataLoaders:
+    """The tutorial's DataBlock (seeded random split, ``Resize``, ``aug_transforms``) over the
+    labelled training files.
+
+    Raises :class:`~asl_eval.errors.TrainingError` when the training split does not fill one
+    batch (fastai drops the last partial batch, so training would see no image).
+
+    Labels are fastai's ``parent_label`` when every label is the parent folder's name (the
+    recipe, and an export identical to the tutorial's); otherwise they are looked up from
+    ``found`` (:class:`asl_eval.training.label_lookup.LabelLookup`).
+    """
+    from fastai.vision.all import (
+        CategoryBlock,
+        DataBlock,
+        ImageBlock,
+        RandomSplitter,
+        Resize,
+        aug_transforms,
+        parent_label,
+        set_seed,
+    )
+
+    from asl_eval.training.label_lookup import LabelLookup
+
+    if found.follows_folders:
+        get_y: object = parent_label
+    else:
+        get_y = LabelLookup({str(path): label for path, label in found.items}, found.rule)
+        logger.info(
+            "labels by the %s rule, not parent folders: the exported model names "
+            "asl_eval.training.label_lookup.LabelLookup, so loading it needs asl-eval installed "
+            "(--safe-copy writes a copy that loads without it)",
+            found.rule,
+        )
+    set_seed(config.seed, reproducible=True)
+    block = DataBlock(
+        blocks=(ImageBlock, CategoryBlock),
+        get_y=get_y,
+        splitter=RandomSplitter(valid_pct=config.valid_pct, seed=config.seed),
+        item_tfms=Resize(config.image_size),
+        batch_tfms=aug_transforms() if config.augment else None,
+    )
+    dls = block.dataloaders(list(found.paths), bs=config.batch_size, num_workers=config.num_workers)
+    if len(dls.train) == 0:
+        # fastai drops the last partial training batch, so the epochs would train nothing
+        raise TrainingError(
+            f"{len(dls.train_ds)} training images (after the {config.valid_pct:.0%} validation "
+            f"split) do not fill one batch of {config.batch_size}, so training would see no "
+            f"image. Pass --batch-size {max(1, len(dls.train_ds) // 2)} or smaller, or add "
+            "images."
+        )
+    return dls

@@ -1,0 +1,126 @@
+"""The recipe's validation split: computing it, and re-creating it later to predict it again.
+
+Training holds out a seeded random 20% (fastai's ``RandomSplitter``). :func:`validation_items`
+re-creates that split from the training folder with the same listing and labels, and
+:func:`predict_validation_split` predicts it with a loaded learner (``report --in-domain``), so
+the in-domain set of a report never mixes in images the model trained on.
+
+Imports :mod:`asl_eval.errors`, :mod:`asl_eval.inference`, :mod:`asl_eval.labels`,
+:mod:`asl_eval.predictions` and :mod:`asl_eval.training.data`; fastai inside
+:func:`split_items`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from asl_eval.errors import AslEvalError, InputError, first_few
+from asl_eval.inference import model_classes, predict_files
+from asl_eval.labels import LabelOptions
+from asl_eval.training.data import training_items
+
+if TYPE_CHECKING:
+    from fastai.learner import Learner
+
+    from asl_eval.predictions import Predictions
+
+__all__ = ["predict_validation_split", "split_items", "validation_items"]
+
+T = TypeVar("T")
+
+
+def split_items(items: Sequence[T], *, valid_pct: float, seed: int) -> tuple[list[T], list[T]]:
+    """The recipe's ``RandomSplitter(valid_pct, seed)`` applied to ``items``."""
+    from fastai.vision.all import RandomSplitter
+
+    train_index, valid_index = RandomSplitter(valid_pct=valid_pct, seed=seed)(list(items))
+    return [items[i] for i in train_index], [items[i] for i in valid_index]
+
+
+def validation_items(
+    data_dir: str | Path,
+    *,
+    valid_pct: float,
+    seed: int,
+    check_images: bool = True,
+    label_options: LabelOptions | None = None,
+) -> list[tuple[Path, str]]:
+    """The ``(file, label)`` pairs that the recipe's split puts in validation.
+
+    Uses the same listing and labels as training
+    (:func:`asl_eval.training.data.training_items`), so on the same folder with the same
+    options it gives the same split (``report --in-domain DIR`` relies on it;
+    :func:`asl_eval.training.record.recorded_label_options` reads training's options back).
+    """
+    found = training_items(data_dir, check_images=check_images, label_options=label_options)
+    return split_items(found.items, valid_pct=valid_pct, seed=seed)[1]
+
+
+def predict_validation_split(
+    learner: Learner,
+    data_dir: str | Path,
+    *,
+    valid_pct: float,
+    seed: int,
+    check_images: bool = True,
+    label_options: LabelOptions | None = None,
+    expected_files: int | None = None,
+    name: str = "valid",
+    batch_size: int = 64,
+) -> Predictions:
+    """Re-create the training recipe's validation split of ``data_dir`` and predict it.
+
+    ``valid_pct``, ``seed``, ``check_images`` and ``label_options`` must be the ones training
+    used (the training record has them; see
+    :func:`asl_eval.training.record.recorded_label_options`), or the split differs and
+    training images leak into it. ``expected_files`` (the record's validation size) is checked
+    before anything is predicted.
+    """
+    data_dir = Path(data_dir)
+    try:
+        items = validation_items(
+            data_dir,
+            valid_pct=valid_pct,
+            seed=seed,
+            check_images=check_images,
+            label_options=label_options,
+        )
+    except AslEvalError as error:
+        raise InputError(
+            f"--in-domain {data_dir} cannot be split and labelled as training did, with the "
+            f"options in the training record: {error} Leave out --in-domain to use the saved "
+            "validation predictions."
+        ) from error
+    _check_same_split(learner, data_dir, items, expected_files)
+    return predict_files(
+        learner,
+        items,
+        name=name,
+        source=f"validation split of {data_dir}",
+        batch_size=batch_size,
+    )
+
+
+def _check_same_split(
+    learner: Learner,
+    data_dir: Path,
+    items: Sequence[tuple[Path, str]],
+    expected_files: int | None,
+) -> None:
+    """The re-created split has training's size and only the model's classes."""
+    if expected_files is not None and len(items) != expected_files:
+        raise InputError(
+            f"--in-domain {data_dir} gives a validation split of {len(items)} files, but "
+            f"training used {expected_files}: the folder is not the one the model was trained "
+            "on, or it changed since, so the split would mix in training images."
+        )
+    classes = set(model_classes(learner))
+    unknown = sorted({label for _, label in items if label not in classes})
+    if unknown:
+        raise InputError(
+            f"--in-domain {data_dir} has labels the model was not trained on "
+            f"({first_few(unknown)}): it is not the training folder, or its labels are read "
+            "differently from training's."
+        )
