@@ -358,9 +358,17 @@ class Predictions:
         Raises
         ------
         LabelError
-            When the loader has no labels (a ``test_dl`` made without ``with_labels=True``).
+            When the loader has no labels (a ``test_dl`` made without ``with_labels=True``), or
+            when no loader is given and the learner has no validation data (a loaded export).
         """
         loader = dl if dl is not None else learner.dls.valid
+        if dl is None and not len(getattr(loader, "items", None) or []):
+            raise LabelError(
+                "This learner has no validation data (fastai's export keeps none, so a loaded "
+                "model has an empty learn.dls.valid). Pass the images to evaluate: "
+                "Predictions.from_learner(learn, learn.dls.test_dl(files, with_labels=True)), "
+                "or use asl_eval.predict_folder."
+            )
         with learner.no_bar():
             probabilities, targets = learner.get_preds(dl=loader)
         if targets is None:

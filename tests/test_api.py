@@ -25,10 +25,11 @@ def test_notebook_flow_from_model_file_to_report(tiny_model, tmp_path: Path) -> 
 
     learn = ae.load_learner_file(tiny_model.path)
     test = ae.predict_folder(learn, tiny_model.data.ood_test, name="test")
-    valid = ae.Predictions.from_learner(learn)
+    valid = ae.Predictions.load(tiny_model.valid_predictions)  # saved by training
 
     # the numbers a notebook user reads equal scikit-learn's on the same predictions
-    evaluation = ae.evaluate(test)
+    with pytest.warns(RuntimeWarning, match="never predicted"):  # a tiny model's gaps
+        evaluation = ae.evaluate(test)
     assert evaluation.overall.accuracy == pytest.approx(accuracy_score(test.y_true, test.y_pred))
     table = ae.per_class_accuracy(test)
     assert list(table.index) == list(ae.model_classes(learn))
@@ -39,12 +40,8 @@ def test_notebook_flow_from_model_file_to_report(tiny_model, tmp_path: Path) -> 
     drawn = np.asarray(ax.collections[0].get_array()).reshape(matrix.shape)
     np.testing.assert_array_equal(drawn, expected)
 
-    # the learner's own validation set, in asl-eval's terms, equals fastai's get_preds
-    probabilities, targets = learn.get_preds(dl=learn.dls.valid)
-    np.testing.assert_allclose(valid.y_proba, probabilities.numpy(), atol=1e-6)
-    np.testing.assert_array_equal(valid.y_true, targets.numpy())
-    assert valid.classes == ae.model_classes(learn)
-    assert all(Path(p).is_file() for p in valid.paths)
+    with pytest.raises(ae.LabelError, match="no validation data"):
+        ae.Predictions.from_learner(learn)  # a loaded export keeps no validation set
 
     context = ae.build_context(
         [ae.EvaluationSet(valid, role="in-domain"), ae.EvaluationSet(test)],
@@ -60,6 +57,27 @@ def test_notebook_flow_from_model_file_to_report(tiny_model, tmp_path: Path) -> 
     files = ae.write_report(context, tmp_path, name="nb")
     document = ae.read_report_json(files.json)
     assert document["sets"][1]["accuracy"] == pytest.approx(evaluation.overall.accuracy)
+
+
+def test_from_learner_in_a_training_notebook(tiny_data) -> None:  # type: ignore[no-untyped-def]
+    """Right after training in a notebook, the learner's validation set in asl-eval's terms."""
+    from fastai.vision.all import ImageDataLoaders, Resize, resnet18, vision_learner
+
+    import asl_eval as ae
+
+    dls = ImageDataLoaders.from_folder(
+        tiny_data.train, valid_pct=0.2, seed=42, item_tfms=Resize(32), bs=16, num_workers=0
+    )
+    learn = vision_learner(dls, resnet18, pretrained=False)
+    valid = ae.Predictions.from_learner(learn)
+
+    assert valid.classes == tuple(dls.vocab)
+    assert valid.paths == tuple(str(p) for p in dls.valid.items)
+    # true labels are the parent folders' names, as the tutorial's parent_label says
+    assert list(valid.labels_true) == [Path(p).parent.name for p in valid.paths]
+    np.testing.assert_allclose(valid.y_proba.sum(axis=1), 1.0, atol=1e-5)
+    assert ae.accuracy_score(valid) == pytest.approx(accuracy_score(valid.y_true, valid.y_pred))
+    assert valid.source == "validation split"
 
 
 def test_from_learner_refuses_a_loader_without_labels(tiny_model, tiny_learner) -> None:  # type: ignore[no-untyped-def]
