@@ -67,3 +67,11 @@ def tiny_learner(tiny_model: TinyModel):  # type: ignore[no-untyped-def]
     from asl_eval.trust import load_learner_file
 
     return load_learner_file(tiny_model.path)
+
+
+@pytest.fixture(scope="session")
+def tiny_safe_pair(tiny_learner, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """``tiny_learner`` written once in the safe format: (model.safetensors, model.json)."""
+    from asl_eval.trust import export_safe
+
+    return export_safe(tiny_learner, tmp_path_factory.mktemp("safe") / "model.safetensors")

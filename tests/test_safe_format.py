@@ -12,11 +12,12 @@ import pytest
 
 from asl_eval.errors import ModelLoadError
 from asl_eval.trust import export_safe, load_learner_file, load_safe, sidecar_path
+from asl_eval.trust.sidecar import content_sha256
 
 
-@pytest.fixture(scope="module")
-def safe_pair(tiny_learner, tmp_path_factory):  # type: ignore[no-untyped-def]
-    return export_safe(tiny_learner, tmp_path_factory.mktemp("safe") / "model.safetensors")
+@pytest.fixture
+def safe_pair(tiny_safe_pair):  # type: ignore[no-untyped-def]
+    return tiny_safe_pair
 
 
 def test_sidecar_describes_the_learner(safe_pair, tiny_learner) -> None:  # type: ignore[no-untyped-def]
@@ -97,15 +98,21 @@ def test_sidecar_of_other_weights(safe_pair, tmp_path: Path) -> None:  # type: i
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda d: d["item_tfms"].append({"type": "os.system", "args": {}}), "unknown item"),
+        (
+            lambda d: d["item_tfms"].append(
+                {"type": "os.system", "args": {}, "split_idx": None, "order": 0}
+            ),
+            r"item_tfms\[2\]\.type must be one of 'Resize'",
+        ),
         (lambda d: d["architecture"].update(name="get_weight"), "unknown torchvision model"),
-        (lambda d: d.update(format_version=99), "format version 99"),
+        (lambda d: d.update(format_version=99), "format version number 99"),
     ],
 )
 def test_sidecar_names_only_known_things(safe_pair, tmp_path: Path, edit, message: str) -> None:  # type: ignore[no-untyped-def]
     weights, sidecar = _copy_pair(safe_pair, tmp_path / "pair")
     description = json.loads(sidecar.read_text())
     edit(description)
+    description["content_sha256"] = content_sha256(description)
     sidecar.write_text(json.dumps(description))
     with pytest.raises(ModelLoadError, match=message):
         load_learner_file(weights)
@@ -120,12 +127,11 @@ def test_export_needs_a_safetensors_name(tiny_learner, tmp_path: Path) -> None: 
 @pytest.mark.parametrize("field", ["classes", "item_tfms", "architecture"])
 def test_malformed_sidecar_fields_are_a_clear_error(safe_pair, tmp_path: Path, field: str) -> None:  # type: ignore[no-untyped-def]
     """Found in review: a hand-edited sidecar with the right checksum crashed with a KeyError."""
-    import json
-
     weights, sidecar = _copy_pair(safe_pair, tmp_path / "pair")
     description = json.loads(sidecar.read_text())
     assert field in description
     del description[field]
+    description["content_sha256"] = content_sha256(description)
     sidecar.write_text(json.dumps(description))
-    with pytest.raises(ModelLoadError, match="malformed"):
+    with pytest.raises(ModelLoadError, match=rf"not a valid .*: {field} must be present"):
         load_learner_file(weights)

@@ -22,17 +22,31 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from asl_eval.errors import ModelLoadError
+from asl_eval.errors import ModelLoadError, first_few
 from asl_eval.hashing import file_sha256
 from asl_eval.trust.probe import input_size
+from asl_eval.trust.sidecar import (
+    BATCH_ARGUMENTS,
+    ITEM_ARGUMENTS,
+    LOSS_FUNCTIONS,
+    SIDECAR_FORMAT,
+    SIDECAR_VERSION,
+    Sidecar,
+    TensorSpec,
+    TransformSpec,
+    content_sha256,
+    read_sidecar,
+    sidecar_path,
+    validate_sidecar,
+)
 
 if TYPE_CHECKING:
     from fastai.data.core import DataLoaders
     from fastai.learner import Learner
+    from torch import nn
 
 __all__ = [
     "BATCH_TRANSFORMS",
@@ -49,39 +63,15 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SIDECAR_FORMAT = "asl-eval safe learner"
-SIDECAR_VERSION = 1
-
 ITEM_TRANSFORMS: dict[str, tuple[str, ...]] = {
-    "Resize": ("size", "method", "pad_mode", "resamples"),
-    "RandomResizedCrop": ("size", "min_scale", "ratio", "resamples", "val_xtra", "max_scale"),
-    "CropPad": ("size", "pad_mode"),
-    "ToTensor": (),
+    name: tuple(checks) for name, checks in ITEM_ARGUMENTS.items()
 }
 """Item transforms the safe format can store, with the constructor arguments it keeps."""
 
 BATCH_TRANSFORMS: dict[str, tuple[str, ...]] = {
-    "IntToFloatTensor": ("div", "div_mask"),
-    "Normalize": ("mean", "std", "axes"),
-    "AffineCoordTfm": ("size", "mode", "pad_mode", "mode_mask", "align_corners"),
+    name: tuple(checks) for name, checks in BATCH_ARGUMENTS.items()
 }
 """Batch transforms the safe format can store, with the constructor arguments it keeps."""
-
-LOSS_FUNCTIONS: tuple[str, ...] = (
-    "CrossEntropyLossFlat",
-    "LabelSmoothingCrossEntropyFlat",
-    "FocalLossFlat",
-)
-"""fastai losses (single-label, softmax activation) the safe format can rebuild."""
-
-
-def sidecar_path(weights_path: str | Path) -> Path:
-    """The JSON sidecar that goes with a weights file: ``model.safetensors`` -> ``model.json``.
-
-    >>> sidecar_path("out/model.safetensors").as_posix()
-    'out/model.json'
-    """
-    return Path(weights_path).with_suffix(".json")
 
 
 def is_safe_format(path: str | Path) -> bool:
@@ -114,20 +104,6 @@ def _json_value(value: object, where: str) -> object:
         f"Cannot write {where} in the safe format: its value {value!r} "
         f"({type(value).__name__}) is not plain data."
     )
-
-
-def _python_value(value: object) -> object:
-    """Undo :func:`_json_value`: lists back to tuples, tensor records back to tensors."""
-    import torch
-
-    if isinstance(value, dict) and set(value) == {"tensor", "dtype"}:
-        dtype = getattr(torch, str(value["dtype"]).removeprefix("torch."), None)
-        if not isinstance(dtype, torch.dtype):
-            raise ModelLoadError(f"Unknown tensor dtype {value['dtype']!r} in the sidecar.")
-        return torch.tensor(value["tensor"], dtype=dtype)
-    if isinstance(value, list):
-        return tuple(_python_value(item) for item in value)
-    return value
 
 
 def _describe_transforms(pipeline: object, kind: str) -> list[dict[str, object]]:
@@ -182,7 +158,7 @@ def _architecture_name(learner: Learner) -> dict[str, str]:
 
 
 def describe_learner(learner: Learner) -> dict[str, object]:
-    """The sidecar content for ``learner`` (everything but the weights' file name and hash).
+    """The sidecar content for ``learner``: everything but the weights and the content hash.
 
     Raises
     ------
@@ -225,16 +201,16 @@ def describe_learner(learner: Learner) -> dict[str, object]:
 def export_safe(learner: Learner, weights_path: str | Path) -> tuple[Path, Path]:
     """Write ``learner`` as safetensors weights plus a JSON sidecar; return both paths.
 
-    The pair is read back with :func:`load_safe` (and by
-    :func:`asl_eval.trust.load_learner_file`) before returning, and the rebuilt model must
-    give the same outputs as ``learner.model`` on a fixed input, so a pair that would predict
-    differently is never left behind.
+    The sidecar records a ``content_sha256`` over all its fields (the weights' SHA-256 among
+    them) and must pass the same validation :func:`load_safe` applies. The pair is read back
+    before returning, and the rebuilt model must give the same outputs as ``learner.model`` on a
+    fixed input, so a pair that would predict differently is never left behind.
 
     Raises
     ------
     ModelLoadError
-        If the learner cannot be represented (see :func:`describe_learner`) or the round trip
-        does not reproduce the model.
+        If the learner cannot be represented (see :func:`describe_learner`), exceeds the
+        sidecar's bounds, or the round trip does not reproduce the model.
     """
     from safetensors.torch import save_model
 
@@ -248,9 +224,22 @@ def export_safe(learner: Learner, weights_path: str | Path) -> tuple[Path, Path]
     side = sidecar_path(weights_path)
     model = learner.model.cpu() if hasattr(learner.model, "cpu") else learner.model
     save_model(model, str(weights_path), metadata={"format": SIDECAR_FORMAT})
-    description["weights"] = {"file": weights_path.name, "sha256": file_sha256(weights_path)}
-    side.write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
-    if not _reproduces(learner, load_safe(weights_path), description):
+    try:
+        description["weights"] = {"file": weights_path.name, "sha256": file_sha256(weights_path)}
+        description["content_sha256"] = content_sha256(description)
+        text = json.dumps(description, indent=2) + "\n"
+        sidecar = validate_sidecar(
+            json.loads(text),
+            source="the sidecar of this learner",
+            fix="Evaluate this learner from its pickle instead.",
+        )
+        side.write_text(text, encoding="utf-8")
+        reproduced = _reproduces(learner, load_safe(weights_path), sidecar)
+    except ModelLoadError:
+        weights_path.unlink(missing_ok=True)
+        side.unlink(missing_ok=True)
+        raise
+    if not reproduced:
         weights_path.unlink(missing_ok=True)
         side.unlink(missing_ok=True)
         raise ModelLoadError(
@@ -262,14 +251,13 @@ def export_safe(learner: Learner, weights_path: str | Path) -> tuple[Path, Path]
     return weights_path, side
 
 
-def _reproduces(learner: Learner, rebuilt: Learner, description: Mapping[str, Any]) -> bool:
+def _reproduces(learner: Learner, rebuilt: Learner, sidecar: Sidecar) -> bool:
     """Whether the rebuilt model gives exactly the learner's outputs on a fixed random input."""
     import torch
 
-    size = description["input_size"] or [64, 64]
+    size = sidecar.input_size or (64, 64)
     generator = torch.Generator().manual_seed(0)
-    n_in = int(str(description["n_in"]))
-    probe = torch.rand(2, n_in, *size, generator=generator)
+    probe = torch.rand(2, sidecar.n_in, *size, generator=generator)
     was_training = learner.model.training
     learner.model.eval()
     with torch.no_grad():
@@ -278,79 +266,165 @@ def _reproduces(learner: Learner, rebuilt: Learner, description: Mapping[str, An
     return bool(expected.shape == got.shape and torch.equal(expected, got))
 
 
-def _read_sidecar(weights_path: Path) -> dict[str, Any]:
-    """The sidecar of ``weights_path``, checked for format and for belonging to the weights."""
-    side = sidecar_path(weights_path)
-    if not side.is_file():
-        raise ModelLoadError(
-            f"{weights_path} has no sidecar: expected {side} next to it, as written by "
-            "asl-eval export-safe. The weights alone do not say how to rebuild the model."
-        )
+def load_safe(weights_path: str | Path) -> Learner:
+    """Rebuild a learner from ``model.safetensors`` and its ``model.json`` sidecar.
+
+    The sidecar is validated in full before anything is built (see
+    :func:`asl_eval.trust.sidecar.read_sidecar`), and the weights' tensor names and shapes are
+    compared with the architecture built on PyTorch's ``meta`` device, which allocates no
+    memory, before the real model is built and the weights are read.
+
+    Raises
+    ------
+    ModelLoadError
+        If the sidecar is missing, malformed, out of bounds, edited after export, or belongs to
+        other weights, or the weights do not fit the architecture it names.
+    """
     try:
-        description = json.loads(side.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelLoadError(f"{side} is not valid JSON ({error}); re-export the model.") from error
-    if not isinstance(description, dict) or description.get("format") != SIDECAR_FORMAT:
-        raise ModelLoadError(f"{side} is not an asl-eval safe-format sidecar.")
-    if description.get("format_version") != SIDECAR_VERSION:
+        return _load_safe(Path(weights_path))
+    except ModelLoadError:
+        raise
+    except (KeyError, AttributeError, TypeError, ValueError, RuntimeError, IndexError) as error:
         raise ModelLoadError(
-            f"{side} has format version {description.get('format_version')!r}; this asl-eval "
-            f"reads version {SIDECAR_VERSION}. Upgrade asl-eval or re-export."
-        )
-    weights = description.get("weights")
-    expected = weights.get("sha256") if isinstance(weights, dict) else None
-    if expected != file_sha256(weights_path):
-        raise ModelLoadError(
-            f"{side} does not belong to {weights_path}: the weights' SHA-256 differs from the "
-            "one the sidecar records. Keep the two files of one export together."
-        )
-    return description
+            f"Could not rebuild the model of {weights_path} from its sidecar "
+            f"({type(error).__name__}: {error}); re-export the model with asl-eval export-safe."
+        ) from error
 
 
-def _build_transforms(records: list[Mapping[str, Any]], kind: str) -> list[object]:
-    """fastai transforms from sidecar records, from the fixed lists only."""
-    import fastai.data.transforms as data_transforms
-    import fastai.vision.augment as augment
+def _load_safe(weights_path: Path) -> Learner:
+    """Validate the sidecar, check the weights fit, build the learner, read the weights."""
+    # An exported learner brings fastai's progress callback (and Learner.no_bar, which the
+    # input-size probe and inference use) when it is unpickled; a rebuilt one must import it.
+    import fastai.callback.progress  # noqa: F401
+    from fastai.vision.learner import vision_learner
 
-    known = ITEM_TRANSFORMS if kind == "item" else BATCH_TRANSFORMS
-    built: list[object] = []
-    for record in records:
-        name = record.get("type")
-        if name not in known:
-            raise ModelLoadError(f"The sidecar names an unknown {kind} transform {name!r}.")
-        arguments = {
-            key: _python_value(value)
-            for key, value in dict(record.get("args", {})).items()
-            if key in known[name]
-        }
-        cls = getattr(augment, name, None) or getattr(data_transforms, name)
-        transform = cls(**arguments)
-        transform.split_idx = record.get("split_idx")
-        transform.order = int(record.get("order", transform.order))
-        built.append(transform)
-    return built
+    weights_path = _weights_file(weights_path)
+    sidecar = read_sidecar(weights_path)
+    architecture = _build_architecture(sidecar)
+    _check_weights_fit(architecture, sidecar, weights_path)
+    learner = vision_learner(
+        _empty_dataloaders(sidecar),
+        architecture,
+        pretrained=False,
+        normalize=False,
+        n_out=sidecar.n_out,
+        n_in=sidecar.n_in,
+        loss_func=_build_loss(sidecar),
+    )
+    _load_weights(learner, weights_path)
+    learner.model.eval()
+    return learner
 
 
-def _build_architecture(architecture: Mapping[str, Any]) -> object:
+def _weights_file(path: Path) -> Path:
+    """The ``.safetensors`` file of a pair named by either of its files; it must exist."""
+    if path.suffix.lower() == ".json":
+        path = path.with_suffix(".safetensors")
+    if not path.is_file():
+        raise ModelLoadError(f"Weights file {path} does not exist.")
+    return path
+
+
+def _build_architecture(sidecar: Sidecar) -> object:
     """A torchvision builder or timm name, only from the libraries' registered model lists."""
-    name, source = str(architecture.get("name")), architecture.get("source")
-    if source == "torchvision":
+    name = sidecar.architecture
+    if sidecar.source == "torchvision":
         import torchvision.models
 
         if name not in torchvision.models.list_models():
             raise ModelLoadError(f"The sidecar names an unknown torchvision model {name!r}.")
         return torchvision.models.get_model_builder(name)
-    if source == "timm":
-        try:
-            import timm
-        except ImportError:
-            raise ModelLoadError(
-                f"The model is the timm architecture {name!r}, but timm is not installed."
-            ) from None
-        if name not in timm.list_models():
-            raise ModelLoadError(f"The sidecar names an unknown timm model {name!r}.")
-        return name
-    raise ModelLoadError(f"The sidecar names an unknown architecture source {source!r}.")
+    try:
+        import timm
+    except ImportError:
+        raise ModelLoadError(
+            f"The model is the timm architecture {name!r}, but timm is not installed."
+        ) from None
+    if name not in timm.list_models():
+        raise ModelLoadError(f"The sidecar names an unknown timm model {name!r}.")
+    return name
+
+
+def _model_shapes(architecture: object, sidecar: Sidecar) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes of the model ``vision_learner`` would build, on ``meta``."""
+    import torch
+    from fastai.vision.learner import create_vision_model
+
+    with torch.device("meta"):
+        model: nn.Module
+        if isinstance(architecture, str):
+            from fastai.vision.learner import create_timm_model
+
+            model = create_timm_model(
+                architecture, sidecar.n_out, pretrained=False, n_in=sidecar.n_in
+            )[0]
+        else:
+            model = create_vision_model(
+                architecture, sidecar.n_out, pretrained=False, n_in=sidecar.n_in
+            )
+    return {key: tuple(value.shape) for key, value in model.state_dict().items()}
+
+
+def _weights_shapes(weights_path: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes from the safetensors header, without reading the tensors."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(weights_path), framework="pt") as handle:
+            return {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, RuntimeError) as error:
+        raise ModelLoadError(
+            f"Could not read the weights in {weights_path}: {type(error).__name__}: {error}"
+        ) from error
+
+
+def _check_weights_fit(architecture: object, sidecar: Sidecar, weights_path: Path) -> None:
+    """The file's tensors must be exactly the model's, by name and shape, before allocation."""
+    try:
+        expected = _model_shapes(architecture, sidecar)
+    except Exception as error:  # fastai or the architecture cannot build it; nothing ran
+        raise ModelLoadError(
+            f"fastai cannot build {sidecar.architecture} with n_in={sidecar.n_in} and "
+            f"n_out={sidecar.n_out} ({type(error).__name__}: {error}); the safe format covers "
+            "vision_learner's default models only."
+        ) from error
+    got = _weights_shapes(weights_path)
+    missing = [key for key in expected if key not in got]
+    unexpected = [key for key in got if key not in expected]
+    wrong = [f"{k} {got[k]} (expected {s})" for k, s in expected.items() if got.get(k, s) != s]
+    if missing or unexpected or wrong:
+        raise ModelLoadError(
+            f"The weights in {weights_path} do not fit {sidecar.architecture} with "
+            f"{sidecar.n_in} input channels and {sidecar.n_out} classes: {len(missing)} missing "
+            f"({first_few(missing) or 'none'}), {len(unexpected)} unexpected "
+            f"({first_few(unexpected) or 'none'}) and {len(wrong)} of another shape "
+            f"({first_few(wrong) or 'none'}). Re-export the pair with asl-eval export-safe."
+        )
+
+
+def _python_value(value: object) -> object:
+    """A validated argument as fastai takes it: statistics become tensors."""
+    import torch
+
+    if isinstance(value, TensorSpec):
+        dtype = getattr(torch, value.dtype.removeprefix("torch."))
+        return torch.tensor(value.values, dtype=dtype).reshape(value.shape)
+    return value
+
+
+def _build_transforms(specs: tuple[TransformSpec, ...]) -> list[object]:
+    """fastai transforms from validated records, from the fixed lists only."""
+    import fastai.data.transforms as data_transforms
+    import fastai.vision.augment as augment
+
+    built: list[object] = []
+    for spec in specs:
+        cls = getattr(augment, spec.type, None) or getattr(data_transforms, spec.type)
+        transform = cls(**{key: _python_value(value) for key, value in spec.args.items()})
+        transform.split_idx = spec.split_idx
+        transform.order = spec.order
+        built.append(transform)
+    return built
 
 
 def _placeholder_label(label: str, item: object) -> str:
@@ -358,61 +432,7 @@ def _placeholder_label(label: str, item: object) -> str:
     return label
 
 
-def load_safe(weights_path: str | Path) -> Learner:
-    """Rebuild a learner from ``model.safetensors`` and its ``model.json`` sidecar.
-
-    A sidecar whose fields have the wrong shape (hand-edited, or made by another tool) is a
-    :class:`ModelLoadError`, like every other problem with the pair.
-    """
-    try:
-        return _load_safe(weights_path)
-    except ModelLoadError:
-        raise
-    except (KeyError, AttributeError, TypeError, ValueError) as error:
-        raise ModelLoadError(
-            f"The sidecar of {weights_path} is malformed ({type(error).__name__}: {error}); "
-            "re-export the model with asl-eval export-safe."
-        ) from error
-
-
-def _load_safe(weights_path: str | Path) -> Learner:
-    """Rebuild a learner from ``model.safetensors`` and its ``model.json`` sidecar.
-
-    Raises
-    ------
-    ModelLoadError
-        If the sidecar is missing, malformed, or belongs to other weights, or the weights do
-        not fit the architecture it names.
-    """
-    from fastai.vision.learner import vision_learner
-
-    weights_path = _weights_file(weights_path)
-    description = _read_sidecar(weights_path)
-    learner = vision_learner(
-        _empty_dataloaders(description),
-        _build_architecture(description["architecture"]),
-        pretrained=False,
-        normalize=False,
-        n_out=int(description["n_out"]),
-        n_in=int(description.get("n_in", 3)),
-        loss_func=_build_loss(description.get("loss_func", {})),
-    )
-    _load_weights(learner, weights_path, description)
-    learner.model.eval()
-    return learner
-
-
-def _weights_file(path: str | Path) -> Path:
-    """The ``.safetensors`` file of a pair named by either of its files; it must exist."""
-    weights_path = Path(path)
-    if weights_path.suffix.lower() == ".json":
-        weights_path = weights_path.with_suffix(".safetensors")
-    if not weights_path.is_file():
-        raise ModelLoadError(f"Weights file {weights_path} does not exist.")
-    return weights_path
-
-
-def _empty_dataloaders(description: Mapping[str, Any]) -> DataLoaders:
+def _empty_dataloaders(sidecar: Sidecar) -> DataLoaders:
     """Empty DataLoaders with the sidecar's classes, image type and transforms.
 
     fastai cannot set up Datasets without items: they are built on one blank image, which is
@@ -425,8 +445,8 @@ def _empty_dataloaders(description: Mapping[str, Any]) -> DataLoaders:
     from fastai.vision.core import PILImage, PILImageBW
     from PIL import Image
 
-    classes = [str(c) for c in description["classes"]]
-    image_type = PILImageBW if description.get("image_type") == "PILImageBW" else PILImage
+    classes = list(sidecar.classes)
+    image_type = PILImageBW if sidecar.image_type == "PILImageBW" else PILImage
     blank = Image.new("L" if image_type is PILImageBW else "RGB", (8, 8))
     datasets = Datasets(
         [blank],
@@ -437,36 +457,28 @@ def _empty_dataloaders(description: Mapping[str, Any]) -> DataLoaders:
         splits=([0], [0]),
     )
     return datasets.dataloaders(
-        bs=int(description.get("batch_size", 64)),
+        bs=sidecar.batch_size,
         num_workers=0,
-        after_item=_build_transforms(description["item_tfms"], "item"),
-        after_batch=_build_transforms(description["batch_tfms"], "batch"),
+        after_item=_build_transforms(sidecar.item_tfms),
+        after_batch=_build_transforms(sidecar.batch_tfms),
     ).new_empty()
 
 
-def _build_loss(loss: Mapping[str, Any]) -> object:
+def _build_loss(sidecar: Sidecar) -> object:
     """The fastai loss the sidecar names, from :data:`LOSS_FUNCTIONS` only."""
     import fastai.losses
 
-    if loss.get("type") not in LOSS_FUNCTIONS:
-        raise ModelLoadError(f"The sidecar names an unknown loss {loss.get('type')!r}.")
-    return getattr(fastai.losses, loss["type"])(axis=int(loss.get("axis", -1)))
+    return getattr(fastai.losses, sidecar.loss)(axis=sidecar.loss_axis)
 
 
-def _load_weights(learner: Learner, weights_path: Path, description: Mapping[str, Any]) -> None:
-    """Read the safetensors weights into the rebuilt model; every tensor must fit."""
+def _load_weights(learner: Learner, weights_path: Path) -> None:
+    """Read the safetensors weights into the rebuilt model (names and shapes already match)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_model
 
     try:
-        missing, unexpected = load_model(learner.model, str(weights_path), strict=False)
+        load_model(learner.model, str(weights_path), strict=True)
     except (SafetensorError, OSError, RuntimeError) as error:
         raise ModelLoadError(
             f"Could not read the weights in {weights_path}: {type(error).__name__}: {error}"
         ) from error
-    if missing or unexpected:
-        raise ModelLoadError(
-            f"The weights in {weights_path} do not fit {description['architecture']['name']} "
-            f"with {description['n_out']} classes: {len(missing)} missing and "
-            f"{len(unexpected)} unexpected tensors. Re-export the pair with asl-eval export-safe."
-        )
