@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 
 from asl_eval._version import __version__
-from asl_eval.errors import AslEvalError
+from asl_eval.errors import AslEvalError, printable
 
 if TYPE_CHECKING:
     from asl_eval.labels import LabelOptions
@@ -46,8 +46,16 @@ T = TypeVar("T")
 
 
 def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
+    """Print ``message`` on stderr (terminal control characters from file names and labels
+    made visible, never run) and return the exit to raise."""
+    text = printable(message, keep="\n")
+    typer.echo(f"error: {text}", err=True)
     return typer.Exit(code=1)
+
+
+def _echo(label: str, value: object) -> None:
+    """Print ``label: value`` with any control characters in the value made visible."""
+    typer.echo(f"{label}: {printable(value)}")
 
 
 def _call(function: Callable[[], T]) -> T:
@@ -60,6 +68,13 @@ def _call(function: Callable[[], T]) -> T:
 
 def _command_line() -> str:
     return shlex.join(["asl-eval", *sys.argv[1:]])
+
+
+class _PrintableFormatter(logging.Formatter):
+    """Log lines with terminal control characters (from file names) made visible."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record), keep="\n")
 
 
 def _version(value: bool) -> None:
@@ -79,10 +94,9 @@ def main_callback(
     """Evaluate fastai image classifiers and find out why they fail."""
     # fastai imports torch.jit.script at import time; that deprecation is not the user's concern.
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(_PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
 
 
 def _parse_lr(value: str) -> float | str:
@@ -112,6 +126,14 @@ Strict = Annotated[
     bool,
     typer.Option(help="Fail when a file is unlabeled or its label is not a class of the model."),
 ]
+FollowLinks = Annotated[
+    bool,
+    typer.Option(
+        "--follow-links",
+        help="Follow symbolic links that lead out of the folder (default: record them as "
+        "excluded, 'link outside the folder').",
+    ),
+]
 
 
 def _label_options(
@@ -120,6 +142,7 @@ def _label_options(
     labels_csv: Path | None,
     label_map: list[str] | None,
     strict: bool,
+    follow_links: bool = False,
 ) -> LabelOptions:
     from asl_eval.labels import LabelOptions, parse_label_map
 
@@ -134,6 +157,7 @@ def _label_options(
         labels_csv=labels_csv,
         label_map=parse_label_map(list(label_map or [])),
         strict=strict,
+        follow_links=follow_links,
     )
 
 
@@ -197,6 +221,7 @@ def train(
     labels_csv: LabelsCsv = None,
     label_map: LabelMap = None,
     strict: TrainStrict = False,
+    follow_links: FollowLinks = False,
 ) -> None:
     """Train with the fastai ASL tutorial's recipe and export the learner.
 
@@ -208,7 +233,7 @@ def train(
     implied = "auto" if label_regex is not None or labels_csv is not None else "folder"
     source = labels_from or implied
     label_options = _call(
-        lambda: _label_options(source, label_regex, labels_csv, label_map, strict)
+        lambda: _label_options(source, label_regex, labels_csv, label_map, strict, follow_links)
     )
     config = TrainConfig(
         arch=arch,
@@ -231,12 +256,12 @@ def train(
 def _echo_training(result: TrainResult) -> None:
     """Print how training went and where its files are."""
     typer.echo(f"validation accuracy {result.valid_accuracy:.4f} (learning rate {result.lr:.2e})")
-    typer.echo(f"model: {result.model_path}")
-    typer.echo(f"validation predictions: {result.valid_predictions_path}")
+    _echo("model", result.model_path)
+    _echo("validation predictions", result.valid_predictions_path)
     if result.n_not_used:
-        typer.echo(f"{result.n_not_used} files not used for training: see {result.record_path}")
+        _echo(f"{result.n_not_used} files not used for training: see", result.record_path)
     if result.safe_weights_path is not None:
-        typer.echo(f"safe copy: {result.safe_weights_path}")
+        _echo("safe copy", result.safe_weights_path)
 
 
 def _parse_sets(values: list[str]) -> list[tuple[str, Path]]:
@@ -320,6 +345,13 @@ CamClasses = Annotated[
 CamSet = Annotated[str | None, typer.Option(help="Test set to explain (default: the largest).")]
 CamK = Annotated[int, typer.Option(min=1, help="How many worst classes to explain.")]
 CamImages = Annotated[int, typer.Option(min=1, help="Images per explained class.")]
+RedactPaths = Annotated[
+    bool,
+    typer.Option(help="Paths relative to each set's folder, the model by its file name."),
+]
+Images = Annotated[
+    bool, typer.Option(help="Thumbnails and Grad-CAM heatmaps in the HTML (or --no-images).")
+]
 
 
 @app.command()
@@ -344,12 +376,17 @@ def report(
     cam_set: CamSet = None,
     cam_k: CamK = 3,
     cam_images: CamImages = 4,
+    follow_links: FollowLinks = False,
+    redact_paths: RedactPaths = False,
+    images: Images = True,
 ) -> None:
     """Evaluate MODEL on test folders and write an HTML + JSON report."""
     from asl_eval.pipeline import ReportRequest, name_sets, run_report
 
     label_options = _call(
-        lambda: _label_options(labels_from, label_regex, labels_csv, label_map, strict)
+        lambda: _label_options(
+            labels_from, label_regex, labels_csv, label_map, strict, follow_links
+        )
     )
     request = ReportRequest(
         model=model,
@@ -362,11 +399,13 @@ def report(
         command=_command_line(),
         batch_size=batch_size,
         cam=_cam_options(cam, cam_method, cam_layer, cam_classes, cam_set, cam_k, cam_images),
+        redact_paths=redact_paths,
+        images=images,
     )
     files = _call(lambda: run_report(request))
-    typer.echo(f"report: {files.html}")
-    typer.echo(f"numbers: {files.json}")
-    typer.echo(f"predictions: {files.predictions_csv}")
+    _echo("report", files.html)
+    _echo("numbers", files.json)
+    _echo("predictions", files.predictions_csv)
 
 
 @app.command()
@@ -382,6 +421,7 @@ def labels(
     strict: Strict = False,
     trust_model: TrustModel = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+    follow_links: FollowLinks = False,
 ) -> None:
     """Dry run: how each rule labels TEST_DIR, counts per class, what is unmatched.
 
@@ -389,7 +429,11 @@ def labels(
     """
     from asl_eval.labels import preview_labels
 
-    options = _call(lambda: _label_options(labels_from, label_regex, labels_csv, label_map, strict))
+    options = _call(
+        lambda: _label_options(
+            labels_from, label_regex, labels_csv, label_map, strict, follow_links
+        )
+    )
     classes = None
     if model is not None:
         from asl_eval.inference import model_classes
@@ -419,8 +463,8 @@ def export_safe_command(
         raise typer.BadParameter(f"must end in .safetensors, got {out.name}", param_hint="OUT")
     learner = _call(lambda: load_learner_file(model, trust_model=trust_model))
     weights, sidecar = _call(lambda: export_safe(learner, out))
-    typer.echo(f"weights: {weights}")
-    typer.echo(f"sidecar: {sidecar}")
+    _echo("weights", weights)
+    _echo("sidecar", sidecar)
 
 
 @app.command()
@@ -437,8 +481,8 @@ def demo(
     from asl_eval.demo import run_demo
 
     files = _call(lambda: run_demo(out=out, work_dir=work_dir, echo=typer.echo))
-    typer.echo(f"report: {files.html}")
-    typer.echo(f"open it in a browser: {files.html.resolve().as_uri()}")
+    _echo("report", files.html)
+    _echo("open it in a browser", files.html.resolve().as_uri())
 
 
 def main() -> None:

@@ -147,10 +147,12 @@ def predict_folder(
 
     True labels come from :func:`asl_eval.labels.label_files` (folder name or file-name rule,
     aligned with the model's classes). Files that cannot be decoded, have no label, or have a
-    label the model does not know are recorded in the ledger, not predicted.
+    label the model does not know are recorded in the ledger, not predicted, and so is a
+    symbolic link out of ``folder`` unless ``label_options.follow_links``.
     """
     folder = Path(folder)
-    discovery = discover_images(folder)
+    follow_links = label_options.follow_links if label_options is not None else False
+    discovery = discover_images(folder, follow_links=follow_links)
     labeled = label_files(
         list(discovery.images),
         root=discovery.root,

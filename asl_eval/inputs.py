@@ -46,6 +46,7 @@ __all__ = [
     "DEFAULT_BACKGROUND",
     "EXCLUSION_REASONS",
     "IMAGE_EXTENSIONS",
+    "LINK_OUTSIDE",
     "NOT_AN_IMAGE",
     "TOO_LARGE",
     "TRUNCATED",
@@ -74,6 +75,7 @@ TOO_LARGE = "exceeds the decompression-bomb limit"
 UNSUPPORTED_MODE = "unsupported pixel format"
 UNREADABLE_FILE = "unreadable file"
 BROKEN_LINK = "broken symbolic link"
+LINK_OUTSIDE = "link outside the folder"
 
 EXCLUSION_REASONS: tuple[str, ...] = (
     ZERO_BYTE,
@@ -84,6 +86,7 @@ EXCLUSION_REASONS: tuple[str, ...] = (
     UNSUPPORTED_MODE,
     UNREADABLE_FILE,
     BROKEN_LINK,
+    LINK_OUTSIDE,
 )
 """Every ``reason`` an excluded file can have in the ledger (a fixed vocabulary, so the report
 can count exclusions by reason)."""
@@ -115,7 +118,8 @@ class Discovery:
     images
         Files with an image extension, sorted by path.
     entries
-        Ledger entries for files found but set aside before labelling (broken symbolic links).
+        Ledger entries for files found but set aside before labelling (broken symbolic links,
+        links outside the folder).
     skipped
         Counts of what the walk passed over, by kind: ``"hidden"`` files and folders,
         ``"not an image extension"`` files, ``"symlink loop or repeat"`` folders reached a second
@@ -142,9 +146,24 @@ def has_image_extension(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def _walk(root: Path, skipped: Counter[str]) -> Iterator[Path]:
+def _inside(path: Path, real_root: Path) -> bool:
+    """Whether ``path``, with every symbolic link resolved, lies under ``real_root``."""
+    try:
+        return path.resolve().is_relative_to(real_root)
+    except (OSError, RuntimeError):  # a link loop resolves to nothing
+        return False
+
+
+def _walk(
+    root: Path, skipped: Counter[str], outside: list[Path], *, follow_links: bool
+) -> Iterator[Path]:
     """Yield every non-hidden file under ``root``; each real folder is entered once, so a
-    symbolic link that points back up the tree cannot loop."""
+    symbolic link that points back up the tree cannot loop.
+
+    Unless ``follow_links``, a symbolic link whose target lies outside ``root`` (a file or a
+    folder) is not followed: it is appended to ``outside`` instead. A broken link is yielded
+    (the caller records it)."""
+    real_root = root.resolve()
     seen: set[tuple[int, int]] = set()
     stack = [root]
     while stack:
@@ -164,25 +183,39 @@ def _walk(root: Path, skipped: Counter[str]) -> Iterator[Path]:
         for child in reversed(children):  # the stack pops in sorted order
             if child.name.startswith("."):
                 skipped["hidden"] += 1
+            elif (
+                not follow_links
+                and child.is_symlink()
+                and child.exists()
+                and not _inside(child, real_root)
+            ):
+                outside.append(child)
             elif child.is_dir():
                 stack.append(child)
             else:
                 yield child
 
 
-def discover_images(root: str | Path) -> Discovery:
+def discover_images(root: str | Path, *, follow_links: bool = False) -> Discovery:
     """Find the image files under ``root``.
 
-    The walk is recursive and follows symbolic links, entering each real folder once (so link
-    loops end); file and folder names starting with ``.`` are skipped; extensions match
-    :data:`IMAGE_EXTENSIONS` ignoring case. A folder whose name looks like an image (``x.jpg/``)
-    is walked like any folder. A symbolic link with an image extension whose target is missing is
-    found and recorded as excluded (``"broken symbolic link"``).
+    The walk is recursive, entering each real folder once (so link loops end); file and folder
+    names starting with ``.`` are skipped; extensions match :data:`IMAGE_EXTENSIONS` ignoring
+    case. A folder whose name looks like an image (``x.jpg/``) is walked like any folder. A
+    symbolic link with an image extension whose target is missing is found and recorded as
+    excluded (``"broken symbolic link"``).
+
+    Symbolic links that stay inside ``root`` are followed. One that leads outside it is not,
+    unless ``follow_links``: a linked file with an image extension, and a linked folder, is
+    recorded as excluded (``"link outside the folder"``) and never opened, so nothing from
+    elsewhere on disk reaches the model or the report.
 
     Parameters
     ----------
     root
-        A folder, or a single image file.
+        A folder, or a single image file (taken as given, even if it is a link).
+    follow_links
+        Follow symbolic links that lead outside ``root`` too.
 
     Returns
     -------
@@ -207,8 +240,9 @@ def discover_images(root: str | Path) -> Discovery:
         )
     skipped: Counter[str] = Counter()
     images: list[Path] = []
+    outside: list[Path] = []
     entries: list[LedgerEntry] = []
-    for path in _walk(root, skipped):
+    for path in _walk(root, skipped, outside, follow_links=follow_links):
         if not has_image_extension(path):
             skipped["not an image extension"] += 1
         elif path.is_symlink() and not path.exists():
@@ -217,6 +251,7 @@ def discover_images(root: str | Path) -> Discovery:
             images.append(path)
         else:  # a socket, a FIFO or a device with an image name
             entries.append(LedgerEntry(str(path), "excluded", reason=UNREADABLE_FILE))
+    entries.extend(_outside_entries(outside, skipped))
     if not images and not entries:
         what = "is empty" if not skipped else f"holds no image files ({_describe(skipped)})"
         raise InputError(
@@ -226,6 +261,19 @@ def discover_images(root: str | Path) -> Discovery:
     images.sort(key=str)
     entries.sort(key=lambda e: e.path)
     return Discovery(root=root, images=tuple(images), entries=tuple(entries), skipped=dict(skipped))
+
+
+def _outside_entries(outside: list[Path], skipped: Counter[str]) -> list[LedgerEntry]:
+    """Ledger entries for links out of the folder: every linked folder, and every linked file
+    with an image extension (others are not inputs: counted as skipped)."""
+    entries = []
+    for link in outside:
+        if link.is_dir() or has_image_extension(link):
+            logger.warning("not following %s: a link outside the folder", link)
+            entries.append(LedgerEntry(str(link), "excluded", reason=LINK_OUTSIDE))
+        else:
+            skipped["not an image extension"] += 1
+    return entries
 
 
 def _describe(counts: Mapping[str, int]) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -50,7 +50,10 @@ class ReportRequest:
 
     ``test_sets`` are ``(name, folder)`` pairs. The in-domain set is the model's saved
     validation predictions (``model.valid.parquet``) unless ``in_domain`` names the training
-    folder, whose validation split is then re-created and predicted.
+    folder, whose validation split is then re-created and predicted. ``name`` must be a plain
+    file name (no folder). Symbolic links out of a folder are followed only with
+    ``label_options.follow_links``. ``redact_paths`` and ``images`` say what the report leaves
+    out to be shared (:class:`asl_eval.report.sharing.Sharing`).
     """
 
     model: Path
@@ -64,6 +67,8 @@ class ReportRequest:
     title: str = "asl-eval report"
     batch_size: int = 64
     cam: CamOptions | None = field(default_factory=CamOptions)
+    redact_paths: bool = False
+    images: bool = True
 
 
 def name_sets(
@@ -121,7 +126,10 @@ def _in_domain_predictions(
             )
         expected = record.get("n_valid")
         try:
-            label_options = recorded_label_options(record)
+            label_options = replace(
+                recorded_label_options(record),
+                follow_links=request.label_options.follow_links,
+            )
         except LabelError as error:
             raise InputError(
                 f"--in-domain {request.in_domain}: {error} Leave out --in-domain to use the "
@@ -185,6 +193,21 @@ def _cam_section(
         raise ReportError(f"Grad-CAM section: {error} (pass --no-cam to skip it)") from error
 
 
+def _check_request(request: ReportRequest) -> str:
+    """The report's name, once the request is known to be usable: a bad ``--out`` or
+    ``--name`` or a missing folder fails now, not after predicting everything."""
+    from asl_eval.report.write import report_paths
+
+    report_name = request.name if request.name is not None else Path(request.model).stem
+    report_paths(request.out, report_name)
+    if not request.test_sets and request.in_domain is None:
+        raise InputError("Give at least one test folder (or --in-domain TRAINING_DIR).")
+    for _, folder in request.test_sets:
+        if not Path(folder).exists():
+            raise InputError(f"Test folder {folder} does not exist.")
+    return report_name
+
+
 def run_report(request: ReportRequest) -> ReportFiles:
     """Load the model, predict every set, build and write the report."""
     from asl_eval.inference import model_classes, predict_folder
@@ -195,17 +218,11 @@ def run_report(request: ReportRequest) -> ReportFiles:
         runtime_versions,
         write_report,
     )
-    from asl_eval.report.write import report_paths
+    from asl_eval.report.sharing import Sharing
     from asl_eval.training import read_training_record
     from asl_eval.trust import input_size, load_learner_file
 
-    report_name = request.name or Path(request.model).stem
-    report_paths(request.out, report_name)  # a bad --out fails now, not after predicting everything
-    if not request.test_sets and request.in_domain is None:
-        raise InputError("Give at least one test folder (or --in-domain TRAINING_DIR).")
-    for _, folder in request.test_sets:
-        if not Path(folder).exists():
-            raise InputError(f"Test folder {folder} does not exist.")
+    report_name = _check_request(request)
     learner = load_learner_file(request.model, trust_model=request.trust_model)
     sets: list[EvaluationSet] = []
     record = read_training_record(request.model) or {}
@@ -236,6 +253,29 @@ def run_report(request: ReportRequest) -> ReportFiles:
         if cam_section is not None:
             sections["cam"] = cam_section
     context = build_context(
-        sets, model=model, command=request.command, title=request.title, sections=sections
+        sets,
+        model=model,
+        command=_recorded_command(request),
+        title=request.title,
+        sections=sections,
+        sharing=Sharing(redact_paths=request.redact_paths, images=request.images),
     )
     return write_report(context, request.out, name=report_name)
+
+
+def _recorded_command(request: ReportRequest) -> str:
+    """The command line for the report; with ``redact_paths``, every path it was given (the
+    model, the folders, the output, the labels CSV) by its last component."""
+    from asl_eval.report.sharing import redact_command
+
+    if not request.redact_paths:
+        return request.command
+    csv = request.label_options.labels_csv
+    paths = [
+        request.model,
+        *(folder for _, folder in request.test_sets),
+        request.out,
+        request.in_domain,
+        csv if isinstance(csv, str | Path) else None,
+    ]
+    return redact_command(request.command, paths)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -358,3 +361,143 @@ def test_train_help_states_the_label_default() -> None:
     result = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     assert "(default: folder, or the source --label-regex/--labels-csv imply)" in result.stdout
+
+
+# -- through the installed console script, in a fresh process ---------------------------------
+
+CONSOLE = Path(sys.executable).with_name("asl-eval")
+
+
+def run_console(*arguments: str) -> subprocess.CompletedProcess[bytes]:
+    """The installed ``asl-eval`` console script in a fresh process (bytes out, to see escapes)."""
+    return subprocess.run([str(CONSOLE), *arguments], capture_output=True, timeout=900, check=False)
+
+
+def test_escape_sequences_in_names_are_shown_not_run(tmp_path: Path) -> None:
+    folder = tmp_path / "bad\x1b[2J\x1b]0;title\x07"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("no images")
+    for arguments in (
+        ["labels", str(folder)],  # exists, holds no image
+        ["report", str(tmp_path / "m.pkl"), str(tmp_path / "gone\x1b[2J")],  # does not exist
+    ):
+        result = run_console(*arguments)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.startswith(b"error: ")
+        assert b"\x1b" not in result.stderr and b"\x07" not in result.stderr
+        assert b"\\x1b[2J" in result.stderr
+        assert result.stdout == b""
+
+
+def test_a_report_name_with_a_path_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    test = tmp_path / "test" / "A"
+    test.mkdir(parents=True)
+    (test / "a.png").write_bytes(b"x")
+    model = tmp_path / "m.pkl"
+    model.write_bytes(b"not even a model: the name is checked first")
+    out = tmp_path / "deep" / "out"
+    result = run_console(
+        "report", str(model), str(test.parent), "--out", str(out), "--name", "../../x"
+    )
+    assert result.returncode == 1
+    assert b"The report name '../../x' contains a path separator" in result.stderr
+    assert b"--name kaggle-run" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pkl", "test"]
+
+
+@pytest.mark.parametrize("name", ["/tmp/x", "..", ".", "", "a/b"])
+def test_report_names_that_leave_the_folder_exit_1(tmp_path: Path, name: str) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "report",
+            str(tmp_path / "m.pkl"),
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "o"),
+            "--name",
+            name,
+        ],
+    )
+    assert result.exit_code == 1
+    assert "The report name" in result.stderr and "plain file name" in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_html_in_the_way_keeps_the_previous_report(tiny_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "out"
+    (out / "r.html").mkdir(parents=True)
+    (out / "r.json").write_text("old json")
+    (out / "r.predictions.csv").write_text("old csv")
+    result = run_console(
+        "report",
+        str(tiny_model.path),
+        str(tiny_model.data.kaggle_test),
+        "--out",
+        str(out),
+        "--name",
+        "r",
+        "--no-cam",
+    )
+    assert result.returncode == 1, result.stderr
+    assert b"r.html is a folder" in result.stderr and b"Nothing was written" in result.stderr
+    assert (out / "r.json").read_text() == "old json"
+    assert (out / "r.predictions.csv").read_text() == "old csv"
+    assert sorted(p.name for p in out.iterdir()) == ["r.html", "r.json", "r.predictions.csv"]
+
+
+def test_html_in_the_way_leaves_no_json_or_csv(tiny_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "out"
+    (out / "model.html").mkdir(parents=True)
+    result = runner.invoke(
+        app,
+        [
+            "report",
+            str(tiny_model.path),
+            str(tiny_model.data.kaggle_test),
+            "--out",
+            str(out),
+            "--no-cam",
+        ],
+    )
+    assert result.exit_code == 1
+    assert "is a folder" in result.stderr
+    assert [p.name for p in out.iterdir()] == ["model.html"]
+    assert list((out / "model.html").iterdir()) == []
+
+
+def test_labels_do_not_follow_links_out_of_the_folder(tmp_path: Path) -> None:
+    (tmp_path / "test" / "A").mkdir(parents=True)
+    (tmp_path / "test" / "A" / "A1.jpg").write_bytes(b"x")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "face.jpg").write_bytes(b"x")
+    link = tmp_path / "test" / "A" / "A2\x1b[2J.jpg"
+    os.symlink(tmp_path / "elsewhere" / "face.jpg", link)
+    default = run_console("labels", str(tmp_path / "test"), "--labels-from", "folder", "--json")
+    assert default.returncode == 0, default.stderr
+    assert b"not following" in default.stderr  # the warning names the link, escaped
+    assert b"\x1b" not in default.stderr and b"\x1b" not in default.stdout
+    data = json.loads(default.stdout)
+    assert data["excluded"] == {str(link): "link outside the folder"}
+    assert data["n_found"] == 2 and data["class_counts"] == {"A": 1}
+    followed = run_console(
+        "labels", str(tmp_path / "test"), "--labels-from", "folder", "--json", "--follow-links"
+    )
+    assert followed.returncode == 0, followed.stderr
+    data = json.loads(followed.stdout)
+    assert data["excluded"] == {} and data["class_counts"] == {"A": 2}
+
+
+@pytest.mark.parametrize(
+    ("command", "flags"),
+    [
+        ("report", ["--follow-links", "--redact-paths", "--no-images"]),
+        ("labels", ["--follow-links"]),
+        ("train", ["--follow-links"]),
+    ],
+)
+def test_sharing_and_link_flags_are_documented(command: str, flags: list[str]) -> None:
+    result = runner.invoke(app, [command, "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    for flag in flags:
+        assert flag in result.stdout

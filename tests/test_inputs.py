@@ -17,6 +17,7 @@ from asl_eval.inputs import (
     BROKEN_LINK,
     CORRUPT,
     EXCLUSION_REASONS,
+    LINK_OUTSIDE,
     NOT_AN_IMAGE,
     TOO_LARGE,
     TRUNCATED,
@@ -128,6 +129,72 @@ def test_broken_symlink_is_found_and_excluded(tmp_path: Path) -> None:
     ]
     assert found.n_found == 2
     assert reason_of(tmp_path / "dangling.png") == BROKEN_LINK
+
+
+def _linked_folder(tmp_path: Path) -> Path:
+    """A test folder with links inside it and out of it; returns the folder.
+
+    Outside: ``elsewhere/secret.png``, ``elsewhere/notes.txt`` and the folder
+    ``elsewhere/album`` with one photo. Inside ``test``: ``A/own.png`` (a real file),
+    ``A/same.png`` and ``B`` (links that stay inside), ``A/away.png``, ``A/away.txt``,
+    ``A/album`` (links out), and ``A/hop.png`` (a link inside to a link out).
+    """
+    elsewhere, root = tmp_path / "elsewhere", tmp_path / "test"
+    (elsewhere / "album").mkdir(parents=True)
+    Image.new("RGB", (8, 8), "red").save(elsewhere / "secret.png")
+    Image.new("RGB", (8, 8), "blue").save(elsewhere / "album" / "face.png")
+    (elsewhere / "notes.txt").write_text("private")
+    (root / "A").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(root / "A" / "own.png")
+    os.symlink(root / "A" / "own.png", root / "A" / "same.png")
+    os.symlink(root / "A", root / "B")
+    os.symlink(elsewhere / "secret.png", root / "A" / "away.png")
+    os.symlink(elsewhere / "notes.txt", root / "A" / "away.txt")
+    os.symlink(elsewhere / "album", root / "A" / "album")
+    os.symlink(root / "A" / "away.png", root / "A" / "hop.png")
+    return root
+
+
+def test_links_out_of_the_folder_are_recorded_not_followed(tmp_path: Path) -> None:
+    root = _linked_folder(tmp_path)
+    found = discover_images(root)
+    assert sorted(p.relative_to(root).as_posix() for p in found.images) == [
+        "A/own.png",
+        "A/same.png",
+    ]
+    assert [
+        (Path(e.path).relative_to(root).as_posix(), e.status, e.reason) for e in found.entries
+    ] == [
+        ("A/album", "excluded", LINK_OUTSIDE),
+        ("A/away.png", "excluded", LINK_OUTSIDE),
+        ("A/hop.png", "excluded", LINK_OUTSIDE),
+    ]
+    assert found.n_found == 5  # every image counted: 2 to evaluate, 3 excluded with a reason
+    assert found.skipped["not an image extension"] == 1  # away.txt: not an input
+    assert found.skipped["symlink loop or repeat"] == 1  # B is A again
+    assert LINK_OUTSIDE in EXCLUSION_REASONS
+    assert not any("elsewhere" in str(p.resolve()) for p in found.images)
+
+
+def test_follow_links_walks_out_of_the_folder(tmp_path: Path) -> None:
+    root = _linked_folder(tmp_path)
+    found = discover_images(root, follow_links=True)
+    assert sorted(p.relative_to(root).as_posix() for p in found.images) == [
+        "A/album/face.png",
+        "A/away.png",
+        "A/hop.png",
+        "A/own.png",
+        "A/same.png",
+    ]
+    assert found.entries == ()
+
+
+def test_a_linked_root_is_taken_as_given(tmp_path: Path) -> None:
+    root = _linked_folder(tmp_path)
+    os.symlink(root, tmp_path / "shortcut")
+    found = discover_images(tmp_path / "shortcut")
+    assert sorted(p.name for p in found.images) == ["own.png", "same.png"]
+    assert len(found.entries) == 3
 
 
 def test_single_image_file_is_its_own_input(tmp_path: Path) -> None:

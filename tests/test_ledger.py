@@ -14,6 +14,7 @@ from PIL import Image
 from asl_eval.inference import predict_folder, predict_images
 from asl_eval.inputs import (
     BROKEN_LINK,
+    LINK_OUTSIDE,
     NOT_AN_IMAGE,
     TOO_LARGE,
     TRUNCATED,
@@ -171,3 +172,64 @@ def test_converted_images_reach_the_model_as_documented(
     images = [Image.fromarray(by_hand[name]) for name in names]
     reference = predict_images(tiny_learner, images)
     np.testing.assert_allclose(predictions.y_proba, reference, atol=1e-4)
+
+
+def test_links_out_of_the_folder_are_counted_and_never_read(
+    tiny_learner,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    root, elsewhere = tmp_path / "test", tmp_path / "elsewhere"
+    for folder in (root / "A", root / "B", elsewhere / "album"):
+        folder.mkdir(parents=True)
+    Image.fromarray(noise(30)).save(root / "A" / "good.png")
+    Image.fromarray(noise(31)).save(root / "B" / "good.png")
+    Image.fromarray(noise(32)).save(elsewhere / "secret.png")
+    Image.fromarray(noise(33)).save(elsewhere / "album" / "face.png")
+    os.symlink(elsewhere / "secret.png", root / "A" / "away.png")
+    os.symlink(elsewhere / "album", root / "B" / "album")
+    os.symlink(root / "A" / "good.png", root / "B" / "same.png")  # stays inside: evaluated
+
+    predictions = predict_folder(tiny_learner, root, label_options=LabelOptions())
+    got = {
+        Path(e.path).relative_to(root).as_posix(): (e.status, e.reason)
+        for e in predictions.ledger.entries
+    }
+    assert got == {
+        "A/good.png": ("evaluated", ""),
+        "B/good.png": ("evaluated", ""),
+        "B/same.png": ("evaluated", ""),
+        "A/away.png": ("excluded", LINK_OUTSIDE),
+        "B/album": ("excluded", LINK_OUTSIDE),
+    }
+    summary = predictions.ledger.summary()
+    assert summary["found"] == 5 == summary["evaluated"] + summary["n_excluded"]  # type: ignore[operator]
+    assert not any("elsewhere" in str(Path(p).resolve()) for p in predictions.paths)
+
+    followed = predict_folder(tiny_learner, root, label_options=LabelOptions(follow_links=True))
+    statuses = {
+        Path(e.path).relative_to(root).as_posix(): e.status for e in followed.ledger.entries
+    }
+    assert statuses == {
+        "A/away.png": "evaluated",
+        "A/good.png": "evaluated",
+        "B/album/face.png": "not_in_classes",  # walked now; its folder "album" is no class
+        "B/good.png": "evaluated",
+        "B/same.png": "evaluated",
+    }
+
+
+def test_training_does_not_follow_links_out_of_its_folder(tmp_path: Path) -> None:
+    from asl_eval.training.data import training_items
+
+    root, elsewhere = tmp_path / "train", tmp_path / "elsewhere"
+    for i, label in enumerate(["A", "A", "B", "B"]):
+        (root / label).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(noise(40 + i)).save(root / label / f"{i}.png")
+    elsewhere.mkdir()
+    Image.fromarray(noise(50)).save(elsewhere / "x.png")
+    os.symlink(elsewhere / "x.png", root / "B" / "linked.png")
+    found = training_items(root)
+    assert len(found.items) == 4
+    assert [(Path(e.path).name, e.reason) for e in found.entries] == [("linked.png", LINK_OUTSIDE)]
+    followed = training_items(root, label_options=LabelOptions(source="folder", follow_links=True))
+    assert len(followed.items) == 5 and followed.entries == ()

@@ -23,6 +23,7 @@ from sklearn.metrics import (
     top_k_accuracy_score,
 )
 
+from asl_eval.errors import ReportError
 from asl_eval.inference import predict_folder
 from asl_eval.predictions import Predictions
 from asl_eval.report import (
@@ -74,7 +75,8 @@ def _none_or(value: float) -> float | None:
 
 def test_json_numbers_equal_scikit_learn(tiny_context, tiny_sets) -> None:  # type: ignore[no-untyped-def]
     data = json.loads(render_json(tiny_context))
-    assert data["schema"] == "asl-eval/report" and data["schema_version"] == 2
+    assert data["schema"] == "asl-eval/report" and data["schema_version"] == 3
+    assert data["sharing"] == {"redact_paths": False, "images": True}
     for evaluation, result in zip(tiny_sets, data["sets"], strict=True):
         p = evaluation.predictions
         labels = list(range(len(p.classes)))
@@ -249,11 +251,19 @@ def test_writing_is_atomic(tiny_context, tmp_path: Path, monkeypatch: pytest.Mon
             raise OSError("disk full")
         real_replace(source, target)
 
+    old_json, old_csv = files.json.read_bytes(), files.predictions_csv.read_bytes()
+    files.json.write_bytes(old_json.replace(b'"title"', b'"title_old"'))  # tell old from new
+    old_json = files.json.read_bytes()
     monkeypatch.setattr(write.os, "replace", failing_replace)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(ReportError, match=r"disk full.*no file was changed"):
         write.write_report(tiny_context, tmp_path / "out", name="r")
+    # the JSON and CSV were already swapped in when the HTML failed: both are rolled back
     assert files.html.read_bytes() == old_html
-    assert not [p.name for p in (tmp_path / "out").iterdir() if p.name.endswith(".tmp")]
+    assert files.json.read_bytes() == old_json
+    assert files.predictions_csv.read_bytes() == old_csv
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        [files.html.name, files.json.name, files.predictions_csv.name]
+    )
 
 
 def test_report_file_is_self_contained_and_within_budget(tiny_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -1,5 +1,6 @@
-"""The report JSON's version policy: the current and the previous schema_version are read (the
-previous one upgraded in memory), anything else is refused; files keep the user's umask."""
+"""The report JSON's version policy: the current schema_version and the older ones asl-eval
+can upgrade (1 and 2) are read, upgraded in memory; anything else is refused; files keep the
+user's umask."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def _write(tmp_path: Path, document: object) -> Path:
 
 def test_a_version_1_report_is_read_in_the_current_shape(tmp_path: Path) -> None:
     original = json.loads(VERSION_1.read_text(encoding="utf-8"))
-    assert original["schema_version"] == 1 == SCHEMA_VERSION - 1
+    assert original["schema_version"] == 1
     original["sections"] = {"cam": {"method": "gradcam", "classes": []}}
     document = read_report_json(_write(tmp_path, original))
     assert document["schema_version"] == SCHEMA_VERSION
@@ -42,7 +43,26 @@ def test_a_version_1_report_is_read_in_the_current_shape(tmp_path: Path) -> None
     # the test set has no image of class C: balanced accuracy averages the classes it has
     assert any(r["support"] == 0 for r in original["sets"][1]["per_class"])
     assert document["sections"] == original["sections"]  # section blocks are kept as written
+    assert document["sharing"] == {"redact_paths": False, "images": True}
     assert json.loads(VERSION_1.read_text(encoding="utf-8"))["schema_version"] == 1
+
+
+def test_a_version_2_report_gets_the_sharing_block(tmp_path: Path) -> None:
+    """Version 3 added only ``sharing``; a version-2 file is the same document without it."""
+    assert SCHEMA_VERSION == 3
+    current = read_report_json(VERSION_1)
+    version_2 = {k: v for k, v in current.items() if k != "sharing"} | {"schema_version": 2}
+    document = read_report_json(_write(tmp_path, version_2))
+    assert document == current
+    assert document["sharing"] == {"redact_paths": False, "images": True}
+    assert json.loads((tmp_path / "report.json").read_text())["schema_version"] == 2
+
+
+def test_the_schema_requires_the_sharing_block(tmp_path: Path) -> None:
+    document = read_report_json(VERSION_1)
+    del document["sharing"]
+    with pytest.raises(ReportError, match=r"schema version 3: .*'sharing' is a required"):
+        read_report_json(_write(tmp_path, document))
 
 
 @pytest.mark.parametrize("version", [0, SCHEMA_VERSION + 1, "2", None, True])
@@ -50,7 +70,7 @@ def test_other_versions_are_refused(tmp_path: Path, version: object) -> None:
     document = json.loads(VERSION_1.read_text(encoding="utf-8"))
     document["schema_version"] = version
     with pytest.raises(
-        ReportError, match=r"schema_version .*; this asl-eval reads versions 1 and 2"
+        ReportError, match=r"schema_version .*; this asl-eval reads versions 1, 2 and 3"
     ):
         read_report_json(_write(tmp_path, document))
 
@@ -66,7 +86,7 @@ def test_not_a_report_is_refused(tmp_path: Path) -> None:
 def test_a_document_off_the_schema_is_refused(tmp_path: Path) -> None:
     document = json.loads(VERSION_1.read_text(encoding="utf-8"))
     del document["sets"][0]["per_class"]
-    with pytest.raises(ReportError, match=r"does not match .* schema version 2: .* sets/0"):
+    with pytest.raises(ReportError, match=r"does not match .* schema version 3: .* sets/0"):
         read_report_json(_write(tmp_path, document))
 
 

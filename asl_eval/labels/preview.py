@@ -171,7 +171,7 @@ def preview_labels(
     from asl_eval.inputs import discover_images
 
     options = options or LabelOptions()
-    discovery = discover_images(folder)
+    discovery = discover_images(folder, follow_links=options.follow_links)
     paths = list(discovery.images)
     outcome = label_outcome(paths, discovery.root, classes, options, preview=True)
     detection = outcome.detection

@@ -97,6 +97,10 @@ class LabelOptions:
     strict
         Raise :class:`~asl_eval.errors.LabelError` if any file is unlabeled or has a label that
         is not one of the model's classes, instead of recording it in the ledger.
+    follow_links
+        Follow symbolic links that lead out of the input folder (``--follow-links``); by
+        default such a link is recorded as excluded, ``"link outside the folder"`` (see
+        :func:`asl_eval.inputs.discover_images`).
     """
 
     source: LabelSource = "auto"
@@ -104,6 +108,7 @@ class LabelOptions:
     labels_csv: str | Path | pd.DataFrame | None = field(default=None, compare=False)
     label_map: Mapping[str, str] = field(default_factory=dict)
     strict: bool = False
+    follow_links: bool = False
     csv_path: str | Path | None = field(default=None, compare=False, repr=False)
     """Former name of ``labels_csv``, still accepted."""
 

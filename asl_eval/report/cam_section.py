@@ -31,13 +31,14 @@ COARSE_MAP_SIZE = 3
 
 @dataclass(frozen=True)
 class CamImageView:
-    """One explained image as the template prints it."""
+    """One explained image as the template prints it (the images None when the report
+    leaves them out)."""
 
     path: str
     file_name: str
-    image_uri: str
-    pred_uri: str
-    true_uri: str
+    image_uri: str | None
+    pred_uri: str | None
+    true_uri: str | None
     pred_class: str
     true_class: str
     correct: bool
@@ -54,7 +55,7 @@ class CamMeanView:
     class_name: str
     set_name: str
     n_images: int
-    uri: str
+    uri: str | None
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,10 @@ class CamGalleryView:
     images: tuple[CamImageView, ...]
 
 
-def _png_uri(payload: object) -> str:
+def _png_uri(payload: object) -> str | None:
+    """The image as a data URI; None when the report leaves images out (``--no-images``)."""
+    if payload is None:
+        return None
     if not isinstance(payload, bytes) or not payload.startswith(b"\x89PNG"):
         raise ReportError("The cam analysis must hold PNG bytes for its images.")
     return data_uri(payload, "image/png")

@@ -12,7 +12,9 @@ from __future__ import annotations
 import platform
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import PurePath
 
 from asl_eval import metrics
 from asl_eval.analysis import AnalysisResult
@@ -24,8 +26,17 @@ from asl_eval.report.data import (
     ReportContext,
     SetResult,
 )
-from asl_eval.report.figures import domain_gap_chart, per_class_chart, set_figures
+from asl_eval.report.figures import Locate, domain_gap_chart, per_class_chart, set_figures
 from asl_eval.report.sections import build_sections, check_sections
+from asl_eval.report.sharing import (
+    Sharing,
+    display_paths,
+    redact_analysis,
+    redact_command,
+    redact_predictions,
+    set_root,
+    strip_images,
+)
 from asl_eval.report.tables import (
     bootstrap_note,
     class_rows,
@@ -38,13 +49,19 @@ __all__ = ["build_context", "compare_sets", "evaluate_set", "runtime_versions"]
 
 
 def evaluate_set(
-    evaluation: EvaluationSet, *, seed: int = 0, n_gallery: int = 24, thumb_size: int = 96
+    evaluation: EvaluationSet,
+    *,
+    seed: int = 0,
+    n_gallery: int = 24,
+    thumb_size: int = 96,
+    locate: Locate | None = str,
 ) -> SetResult:
     """Compute every metric of one set (all classes of the model kept, in its order), draw its
     figures and make its thumbnails.
 
     Undefined values (a class without images, a class never predicted) are NaN and shown as
     such; the warnings :mod:`asl_eval.metrics` raises about them are not repeated here.
+    ``locate`` maps a path to the file a thumbnail is read from (None: no thumbnails).
     """
     p = evaluation.predictions
     with warnings.catch_warnings():
@@ -56,7 +73,7 @@ def evaluate_set(
         source=p.source,
         ledger=p.ledger.summary(),
         not_evaluated=ledger_rows(p.ledger.to_frame()),
-        figures=set_figures(computed, n_gallery=n_gallery, thumb_size=thumb_size),
+        figures=set_figures(computed, n_gallery=n_gallery, thumb_size=thumb_size, locate=locate),
     )
 
 
@@ -106,6 +123,44 @@ def _interval(result: SetResult) -> tuple[float, float]:
     return result.evaluation.overall.ci_low, result.evaluation.overall.ci_high
 
 
+@dataclass(frozen=True)
+class _Shared:
+    """The inputs of a report as it may show them (see :mod:`asl_eval.report.sharing`), and
+    where each set's thumbnails are read from (None: no thumbnails)."""
+
+    sets: tuple[EvaluationSet, ...]
+    locate: tuple[Locate | None, ...]
+    sections: dict[str, AnalysisResult]
+    model: ModelInfo
+    command: str
+
+
+def _share(
+    sharing: Sharing,
+    evaluation_sets: Sequence[EvaluationSet],
+    sections: dict[str, AnalysisResult],
+    model: ModelInfo,
+    command: str,
+) -> _Shared:
+    """Leave out what ``sharing`` says before anything is computed from the inputs."""
+    sets = tuple(evaluation_sets)
+    locate: tuple[Locate | None, ...] = tuple(str for _ in sets)
+    if sharing.redact_paths:
+        shown = {e.name: display_paths(e.predictions) for e in sets}
+        locate = tuple(
+            {text: path for path, text in shown[e.name].items()}.__getitem__ for e in sets
+        )
+        roots = [root for e in sets if (root := set_root(e.predictions))]
+        sets = tuple(replace(e, predictions=redact_predictions(e.predictions)) for e in sets)
+        sections = {key: redact_analysis(result, shown) for key, result in sections.items()}
+        model = replace(model, path=PurePath(model.path).name)
+        command = redact_command(command, roots)
+    if not sharing.images:
+        locate = tuple(None for _ in sets)
+        sections = {key: strip_images(result) for key, result in sections.items()}
+    return _Shared(sets, locate, sections, model, command)
+
+
 def build_context(
     evaluation_sets: Sequence[EvaluationSet],
     *,
@@ -116,17 +171,45 @@ def build_context(
     now: datetime | None = None,
     n_gallery: int = 24,
     thumb_size: int = 96,
+    sharing: Sharing | None = None,
 ) -> ReportContext:
     """Evaluate every set, compare each test set with the (first) in-domain set, and build
     every figure, table and optional section the report shows.
 
     ``sections`` are optional analyses keyed by their name; each needs a section registered
-    in :mod:`asl_eval.report.registry`.
+    in :mod:`asl_eval.report.registry`. ``sharing`` says what the report leaves out (paths
+    made relative to each set's folder, images; :mod:`asl_eval.report.sharing`); it is
+    applied to the inputs first, so nothing left out reaches a table, the JSON or the page.
     """
     classes = _check_sets(evaluation_sets)
-    analyses = check_sections(sections or {})
+    sharing = sharing or Sharing()
+    shared = _share(sharing, evaluation_sets, check_sections(sections or {}), model, command)
+    return _context(
+        shared,
+        sharing,
+        classes,
+        title=title,
+        now=now,
+        n_gallery=n_gallery,
+        thumb_size=thumb_size,
+    )
+
+
+def _context(
+    shared: _Shared,
+    sharing: Sharing,
+    classes: tuple[str, ...],
+    *,
+    title: str,
+    now: datetime | None,
+    n_gallery: int,
+    thumb_size: int,
+) -> ReportContext:
+    """The report's data from inputs already stripped of what it leaves out."""
+    evaluation_sets, analyses, model = shared.sets, shared.sections, shared.model
     results = tuple(
-        evaluate_set(e, n_gallery=n_gallery, thumb_size=thumb_size) for e in evaluation_sets
+        evaluate_set(e, n_gallery=n_gallery, thumb_size=thumb_size, locate=locate)
+        for e, locate in zip(evaluation_sets, shared.locate, strict=True)
     )
     in_domain = next((e for e in evaluation_sets if e.role == "in-domain"), None)
     comparisons: tuple[Comparison, ...] = ()
@@ -141,7 +224,7 @@ def build_context(
     return ReportContext(
         title=title,
         model=model,
-        command=command,
+        command=shared.command,
         generated_at=(now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S UTC"),
         classes=classes,
         sets=results,
@@ -158,6 +241,7 @@ def build_context(
         predictions=tuple(e.predictions for e in evaluation_sets),
         sections=analyses,
         built_sections=build_sections(analyses),
+        sharing=sharing,
     )
 
 

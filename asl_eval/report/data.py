@@ -21,6 +21,7 @@ from asl_eval.analysis import AnalysisResult
 from asl_eval.hashing import file_sha256
 from asl_eval.metrics import Evaluation
 from asl_eval.predictions import Predictions
+from asl_eval.report.sharing import Sharing
 
 __all__ = [
     "BuiltSection",
@@ -230,7 +231,8 @@ class ReportContext:
     """Everything the HTML page and the JSON need; built once, rendered twice.
 
     ``sections`` are the optional analyses as given (keyed by name); ``built_sections`` every
-    registered section in page order, built from them.
+    registered section in page order, built from them. ``sharing`` says what the report left
+    out (paths, images); the page and the JSON state it.
     """
 
     title: str
@@ -248,6 +250,7 @@ class ReportContext:
     predictions: tuple[Predictions, ...]
     sections: Mapping[str, AnalysisResult] = field(default_factory=dict)
     built_sections: tuple[BuiltSection, ...] = ()
+    sharing: Sharing = field(default_factory=Sharing)
 
     @property
     def present_sections(self) -> tuple[BuiltSection, ...]:

@@ -73,11 +73,19 @@ def thumbnail_data_uri(path: str | Path, *, size: int = 96, quality: int = 70) -
     return data_uri(buffer.getvalue(), "image/jpeg")
 
 
-def _thumbs(frame: pd.DataFrame, *, limit: int, size: int) -> tuple[Thumb, ...]:
-    """Thumbnails for the first ``limit`` rows of a :func:`metrics.top_losses` table."""
+Locate = Callable[[str], str]
+"""Where the file a report shows under one path really is (the same path unless the report's
+paths are redacted)."""
+
+
+def _thumbs(
+    frame: pd.DataFrame, *, limit: int, size: int, locate: Locate | None
+) -> tuple[Thumb, ...]:
+    """Thumbnails for the first ``limit`` rows of a :func:`metrics.top_losses` table (none
+    when ``locate`` is None: images are left out)."""
     return tuple(
         Thumb(
-            uri=thumbnail_data_uri(str(row["path"]), size=size),
+            uri=None if locate is None else thumbnail_data_uri(locate(str(row["path"])), size=size),
             name=Path(str(row["path"])).name,
             path=str(row["path"]),
             actual=str(row["actual"]),
@@ -90,14 +98,19 @@ def _thumbs(frame: pd.DataFrame, *, limit: int, size: int) -> tuple[Thumb, ...]:
 
 
 def _confused_pairs(
-    evaluation: Evaluation, *, n_pairs: int, n_examples: int, thumb_size: int
+    evaluation: Evaluation,
+    *,
+    n_pairs: int,
+    n_examples: int,
+    thumb_size: int,
+    locate: Locate | None,
 ) -> tuple[ConfusedPair, ...]:
     losses = evaluation.losses
     pairs = []
     for pair in evaluation.confused_pairs.head(n_pairs).to_dict(orient="records"):
         actual, predicted = str(pair["actual"]), str(pair["predicted"])
         examples = losses[(losses["actual"] == actual) & (losses["predicted"] == predicted)]
-        thumbs = _thumbs(examples, limit=n_examples, size=thumb_size)
+        thumbs = _thumbs(examples, limit=n_examples, size=thumb_size, locate=locate)
         pairs.append(ConfusedPair(actual, predicted, int(pair["count"]), thumbs))
     return tuple(pairs)
 
@@ -109,9 +122,14 @@ def set_figures(
     n_pairs: int = 8,
     n_pair_examples: int = 3,
     thumb_size: int = 96,
+    locate: Locate | None = str,
 ) -> SetFigures:
     """Draw the confusion matrix and reliability diagram of one set, and make the thumbnails
-    of its highest-loss misclassified images and most confused pairs."""
+    of its highest-loss misclassified images and most confused pairs.
+
+    ``locate`` maps a path of the evaluation to the file to read (default: the path itself);
+    None leaves every thumbnail out (``--no-images``: the gallery lists the images without
+    them)."""
     from asl_eval import plots
 
     side = max(4.0, 0.28 * len(evaluation.classes) + 1.5)
@@ -128,9 +146,13 @@ def set_figures(
     return SetFigures(
         confusion=confusion,
         reliability=reliability,
-        gallery=_thumbs(wrong, limit=n_gallery, size=thumb_size),
+        gallery=_thumbs(wrong, limit=n_gallery, size=thumb_size, locate=locate),
         confused_pairs=_confused_pairs(
-            evaluation, n_pairs=n_pairs, n_examples=n_pair_examples, thumb_size=thumb_size
+            evaluation,
+            n_pairs=n_pairs,
+            n_examples=n_pair_examples,
+            thumb_size=thumb_size,
+            locate=locate,
         ),
     )
 

@@ -2,10 +2,10 @@
 JSON Schema, with the previous schema version upgraded in memory.
 
 The version policy: any change to the shape of the JSON (a key added, renamed or removed, a
-type changed) increases ``schema_version``. A reader accepts the current version and the one
-before it; the previous version is upgraded in memory to the current shape (the file is left
-as it is); any other version is refused with a :class:`ReportError` that names the versions
-this asl-eval reads.
+type changed) increases ``schema_version``. A reader accepts the current version and at least
+the one before it; an older version is upgraded in memory to the current shape, one version at
+a time (the file is left as it is); any other version is refused with a :class:`ReportError`
+that names the versions this asl-eval reads.
 
 Imports the standard library, jsonschema (when a file is read) and the report's JSON constants.
 """
@@ -82,9 +82,19 @@ def _upgrade_from_1(document: dict[str, Any]) -> dict[str, Any]:
     return upgraded
 
 
-_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _upgrade_from_1}
-READABLE_VERSIONS = (SCHEMA_VERSION - 1, SCHEMA_VERSION)
-"""The schema versions :func:`read_report_json` accepts: the current one and the one before."""
+def _upgrade_from_2(document: dict[str, Any]) -> dict[str, Any]:
+    """A version-2 report in the version-3 shape (a new dict): ``sharing`` is added as
+    ``{"redact_paths": false, "images": true}``, what every version-2 report was."""
+    return dict(document, schema_version=3, sharing={"redact_paths": False, "images": True})
+
+
+_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    1: _upgrade_from_1,
+    2: _upgrade_from_2,
+}
+READABLE_VERSIONS = (*sorted(_UPGRADES), SCHEMA_VERSION)
+"""The schema versions :func:`read_report_json` accepts: the current one and every older one
+it can upgrade (1 and 2)."""
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -116,12 +126,14 @@ def _validate(document: dict[str, Any], path: Path) -> None:
 def read_report_json(path: str | Path) -> dict[str, JsonValue]:
     """Read a report's JSON, in the current schema version's shape.
 
-    A file of the previous version (1) is upgraded in memory: per set, ``accuracy_ci`` and
-    ``macro_f1_ci`` (``[low, high]``) become ``*_ci_low`` and ``*_ci_high``, ``top5_accuracy``
-    becomes ``top_k_accuracy`` with ``top_k`` 5, and ``balanced_accuracy`` is computed from the
-    per-class table, and ``n_resamples`` and ``seed`` are 300 and 0 (what version 1 always
-    used); its ``sections`` blocks are kept as written. The result is validated
-    against :func:`report_schema`.
+    A file of an older version is upgraded in memory, one version at a time. From version 2:
+    ``sharing`` is added as ``{"redact_paths": false, "images": true}`` (what every version-2
+    report was). From version 1: per set, ``accuracy_ci`` and ``macro_f1_ci`` (``[low,
+    high]``) become ``*_ci_low`` and ``*_ci_high``, ``top5_accuracy`` becomes
+    ``top_k_accuracy`` with ``top_k`` 5, ``balanced_accuracy`` is computed from the per-class
+    table, and ``n_resamples`` and ``seed`` are 300 and 0 (what version 1 always used); its
+    ``sections`` blocks are kept as written. The result is validated against
+    :func:`report_schema`.
 
     Raises
     ------
@@ -133,13 +145,15 @@ def read_report_json(path: str | Path) -> dict[str, JsonValue]:
     document = _load(path)
     version = document.get("schema_version")
     if version not in READABLE_VERSIONS or isinstance(version, bool):
-        readable = " and ".join(str(v) for v in READABLE_VERSIONS)
+        readable = ", ".join(str(v) for v in READABLE_VERSIONS[:-1])
+        readable += f" and {READABLE_VERSIONS[-1]}"
         raise ReportError(
             f"{path} has report schema_version {version!r}; this asl-eval reads versions "
             f"{readable}. Re-create the report with this asl-eval, or read it with the "
             "asl-eval that wrote it."
         )
-    if version != SCHEMA_VERSION:
+    while version != SCHEMA_VERSION:
         document = _UPGRADES[version](document)
+        version = document["schema_version"]
     _validate(document, path)
     return cast("dict[str, JsonValue]", document)

@@ -36,10 +36,11 @@ __all__ = [
 ]
 
 SCHEMA = "asl-eval/report"
-SCHEMA_VERSION = 2
-"""Version 2: the sets' headline numbers carry the names of
+SCHEMA_VERSION = 3
+"""Version 3: ``sharing`` says what the report left out (``redact_paths``, ``images``).
+Version 2: the sets' headline numbers carry the names of
 :meth:`asl_eval.metrics.Evaluation.summary`, and ``sections`` holds the block of each
-registered analysis. :func:`asl_eval.report.read_report_json` reads version 1 too."""
+registered analysis. :func:`asl_eval.report.read_report_json` reads versions 1 and 2 too."""
 N_TOP_LOSSES = 24
 """How many of the highest-loss images each set lists in the JSON."""
 
@@ -141,6 +142,7 @@ def report_json(context: ReportContext) -> dict[str, JsonValue]:
         "generated_at": context.generated_at,
         "title": context.title,
         "command": context.command,
+        "sharing": clean(context.sharing.to_json()),
         "model": {
             "path": context.model.path,
             "sha256": context.model.sha256,
