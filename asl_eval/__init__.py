@@ -79,6 +79,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from asl_eval.report import (
         EvaluationSet,
         ModelInfo,
+        Sharing,
         build_context,
         read_report_json,
         write_report,
@@ -142,6 +143,7 @@ _API: dict[str, str] = {
     "AnalysisResult": "asl_eval.analysis",
     "EvaluationSet": "asl_eval.report",
     "ModelInfo": "asl_eval.report",
+    "Sharing": "asl_eval.report",
     "build_context": "asl_eval.report",
     "write_report": "asl_eval.report",
     "read_report_json": "asl_eval.report",
@@ -173,6 +175,7 @@ __all__ = [
     "ModelLoadError",
     "Predictions",
     "ReportError",
+    "Sharing",
     "TrainConfig",
     "TrainingError",
     "UnsafeModelError",

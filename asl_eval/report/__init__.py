@@ -19,6 +19,7 @@ from asl_eval.report.context import build_context, runtime_versions
 from asl_eval.report.data import EvaluationSet, ModelInfo, ReportContext
 from asl_eval.report.reading import read_report_json
 from asl_eval.report.registry import SectionSpec, register_section
+from asl_eval.report.sharing import Sharing
 from asl_eval.report.write import ReportFiles, write_report
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "ReportContext",
     "ReportFiles",
     "SectionSpec",
+    "Sharing",
     "build_context",
     "read_report_json",
     "register_section",
