@@ -72,7 +72,7 @@ def training_items(
     if not data_dir.is_dir():
         raise InputError(f"Training folder {data_dir} does not exist or is not a folder.")
     options = label_options or LabelOptions(source="folder")
-    discovery = discover_images(data_dir)
+    discovery = discover_images(data_dir, follow_links=options.follow_links)
     labeled = label_files(list(discovery.images), root=data_dir, options=options)
     read = set(labeled.alignment.mapping) if labeled.alignment is not None else set()
     unused_map = sorted(set(options.label_map) - read)
