@@ -58,7 +58,15 @@ def test_what_fastai_exports_contain_is_allowed(module: str, name: str) -> None:
         ("fastai.learner", "Learner.export"),
         ("pathlib", "Path.write_text"),
         ("fastai.learner", "Learner.__init__.__globals__"),
-        ("__main__", "label_func"),
+        ("__main__", "__class__"),
+        ("__main__", "a.b"),
+        ("fastcore.basics", "nested_attr"),
+        ("fastcore.basics", "setattrs"),
+        ("functools", "reduce.__globals__"),
+        ("builtins", "range"),
+        ("numpy", "ones"),
+        ("numpy", "savez"),
+        ("fastai.imports", "os"),
     ],
 )
 def test_dangerous_names_are_refused(module: str, name: str) -> None:

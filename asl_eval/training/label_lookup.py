@@ -7,7 +7,7 @@ so training and the ledger agree on every file, and the DataBlock looks them up 
 
 The getter is a fasttransform ``Transform`` defined in this importable module, so an exported
 learner names it by reference (``asl_eval.training.label_lookup.LabelLookup``) and the safe
-loader can allow exactly that name (:data:`asl_eval.trust.policy.SAFE_GLOBALS`); a lambda or
+loader can allow exactly that name (``asl_eval/trust/allowlist.json``); a lambda or
 closure would be pickled as code. Before export the per-file table is dropped
 (:meth:`LabelLookup.forget`): an exported model needs no training labels, and shipping every
 training path inside a shared model file would leak them.

@@ -2,8 +2,11 @@
 
 A pickled fastai learner can run any code when it is unpickled, so every model file goes
 through this stage: :mod:`~asl_eval.trust.scan` lists what a pickle names from its bytes,
-:mod:`~asl_eval.trust.policy` decides which names are allowed and words the refusals,
-:mod:`~asl_eval.trust.unpickler` enforces the same policy while unpickling,
+:mod:`~asl_eval.trust.allowlist` holds the exact names real fastai exports contain and how each
+is called, :mod:`~asl_eval.trust.policy` decides which names are allowed and words the
+refusals, :mod:`~asl_eval.trust.unpickler` enforces the allowlist while unpickling (on the
+guarded pickle machine of :mod:`~asl_eval.trust.guards`, within the limits of
+:mod:`~asl_eval.trust.caps`, with the stand-ins of :mod:`~asl_eval.trust.placeholders`),
 :mod:`~asl_eval.trust.loader` loads through fastai's ``load_learner`` with that unpickler,
 :mod:`~asl_eval.trust.probe` checks the loaded learner accepts its own input size, and
 :mod:`~asl_eval.trust.safe_format` writes and reads a format that needs no pickle at all.

@@ -20,14 +20,17 @@ inside the functions that load.
 
 from __future__ import annotations
 
+import io
 import logging
 import pickle
 import re
+import struct
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from asl_eval.errors import ModelLoadError, PickleFormatError, UnsafeModelError, first_few
+from asl_eval.trust.caps import StorageBudget, storage_budget
 from asl_eval.trust.policy import TRUST_HINT, refused_imports, unsafe_model_error
 from asl_eval.trust.probe import check_input_size
 from asl_eval.trust.safe_format import is_safe_format, load_safe
@@ -64,7 +67,7 @@ class _MissingImport(Exception):
         self.error = error
 
 
-class _LearnerUnpickler(pickle.Unpickler):
+class _LearnerCheck:
     """Unpickles the main object of a model file, which must be a fastai Learner.
 
     fastai's ``load_learner`` moves what it unpickled to the CPU through ``.dls``, which only
@@ -76,7 +79,7 @@ class _LearnerUnpickler(pickle.Unpickler):
         from fastai.learner import Learner
 
         try:
-            loaded = super().load()
+            loaded = super().load()  # type: ignore[misc]
         except ImportError as error:
             raise _MissingImport(error) from error
         if not isinstance(loaded, Learner):
@@ -84,15 +87,19 @@ class _LearnerUnpickler(pickle.Unpickler):
         return loaded
 
 
-class _RestrictedLearnerUnpickler(_LearnerUnpickler, RestrictedUnpickler):
-    """:class:`_LearnerUnpickler` under the allowlist (``find_class`` of the restricted one)."""
+class _LearnerUnpickler(_LearnerCheck, pickle.Unpickler):
+    """Plain pickle (``--trust-model``), main object checked."""
+
+
+class _RestrictedLearnerUnpickler(_LearnerCheck, RestrictedUnpickler):
+    """The restricted unpickler, main object checked."""
 
 
 class _LearnerPickleModule(PickleModule):
     """The pickle module handed to ``load_learner``: the main object must be a Learner; the
     small pickles around it in torch's legacy format (``load``) go through ``header``."""
 
-    def __init__(self, unpickler: type[_LearnerUnpickler], header: type[pickle.Unpickler]) -> None:
+    def __init__(self, unpickler: type, header: type) -> None:
         super().__init__(unpickler, name=f"{__name__}.{unpickler.__name__}")
         self._header = header
 
@@ -101,7 +108,12 @@ class _LearnerPickleModule(PickleModule):
         return self._header(file, **kwargs).load()
 
 
-_RESTRICTED = _LearnerPickleModule(_RestrictedLearnerUnpickler, RestrictedUnpickler)
+def _restricted_module(budget: StorageBudget) -> _LearnerPickleModule:
+    """The restricted pickle module for one file: its storages are bounded by ``budget``."""
+    unpickler = type("_FileUnpickler", (_RestrictedLearnerUnpickler,), {"storage_budget": budget})
+    return _LearnerPickleModule(unpickler, RestrictedUnpickler)
+
+
 _TRUSTED = _LearnerPickleModule(_LearnerUnpickler, pickle.Unpickler)
 
 
@@ -200,9 +212,8 @@ def _load_torch_file(path: Path, *, trusted: bool) -> Learner:
         # The warning says load_learner unpickles with Python's pickle; here it unpickles with
         # asl-eval's restricted unpickler, or with pickle because trust_model asked for it.
         warnings.filterwarnings("ignore", message=_FASTAI_PICKLE_WARNING, category=UserWarning)
-        learner: Learner = load_learner(
-            path, cpu=True, pickle_module=_TRUSTED if trusted else _RESTRICTED
-        )
+        module = _TRUSTED if trusted else _restricted_module(storage_budget(path))
+        learner: Learner = load_learner(path, cpu=True, pickle_module=module)
     return learner
 
 
@@ -213,8 +224,7 @@ def _load_plain_pickle(path: Path, *, trusted: bool) -> Learner:
     path that repeats the CPU step of fastai's ``load_learner``.
     """
     unpickler = _LearnerUnpickler if trusted else _RestrictedLearnerUnpickler
-    with path.open("rb") as handle:
-        learner: Learner = unpickler(handle).load()
+    learner: Learner = unpickler(io.BytesIO(path.read_bytes())).load()
     learner.dls.cpu()
     if hasattr(learner, "channels_last"):
         return learner.to_contiguous(to_fp32=True)
@@ -243,6 +253,13 @@ def _load_pickle(path: Path, *, trusted: bool) -> Learner:
         raise ModelLoadError(
             f"{path} is truncated or corrupt ({type(error).__name__}: {error}); fetch or "
             "export it again."
+        ) from error
+    except ModelLoadError:
+        raise
+    except (IndexError, KeyError, TypeError, ValueError, struct.error, RecursionError) as error:
+        raise ModelLoadError(
+            f"{path} is not a well-formed model file ({type(error).__name__}: "
+            f"{str(error)[:200]}); fetch or export it again."
         ) from error
     except RuntimeError as error:
         raise ModelLoadError(
