@@ -141,17 +141,22 @@ def test_real_exports_load(arch: str, small_data: Path, tmp_path: Path) -> None:
     assert tuple(probabilities.shape) == (1, 3)
 
 
-OLDEST_EXPORT = Path(__file__).parent / "data" / "fastai-2.8.1-small-cnn.pkl"
-"""A learner exported with the oldest supported fastai (2.8.1, fastcore 1.8.0, fasttransform
-0.0.2, plum-dispatch 2.5.7; torch 2.14.1): a small CNN through ``Learner`` on 3 classes of
-32-pixel demo images, trained one epoch. 54 kB."""
+OLDEST_EXPORTS = {
+    "torch-2.14.1": Path(__file__).parent / "data" / "fastai-2.8.1-small-cnn.pkl",
+    "torch-2.1.0": Path(__file__).parent / "data" / "fastai-2.8.1-torch-2.1.0-small-cnn.pkl",
+}
+"""Learners exported with the oldest supported fastai (2.8.1, fastcore 1.8.0, fasttransform
+0.0.2): a small CNN through ``Learner`` on 3 classes of 32-pixel demo images, trained one
+epoch; one on torch 2.14.1 (54 kB), one on the oldest supported torch, 2.1.0 with numpy 1.26
+(47 kB)."""
 
 
-def test_an_export_of_the_oldest_supported_fastai_loads_and_predicts() -> None:
+@pytest.mark.parametrize("export", OLDEST_EXPORTS.values(), ids=OLDEST_EXPORTS.keys())
+def test_an_export_of_the_oldest_supported_fastai_loads_and_predicts(export: Path) -> None:
     from PIL import Image
 
-    assert refused_imports(OLDEST_EXPORT) == []
-    learner = load_learner_file(OLDEST_EXPORT)
+    assert refused_imports(export) == []
+    learner = load_learner_file(export)
     assert list(learner.dls.vocab) == ["A", "B", "C"]
     dl = learner.dls.test_dl([Image.new("RGB", (50, 40), (200, 10, 30))], bs=1, num_workers=0)
     with learner.no_bar():
@@ -161,5 +166,10 @@ def test_an_export_of_the_oldest_supported_fastai_loads_and_predicts() -> None:
 
 
 def test_the_allowlist_covers_the_oldest_and_the_newest_fastai() -> None:
-    fastai_versions = {v["fastai"] for v in load_allowlist().generated_with["versions"]}
+    versions = load_allowlist().generated_with["versions"]
+    fastai_versions = {v["fastai"] for v in versions}
     assert "2.8.1" in fastai_versions and len(fastai_versions) >= 2
+    # the oldest torch pyproject allows (2.1) was among the generating runs
+    assert {"fastai": "2.8.1", "torch": "2.1.0"}.items() <= next(
+        (v for v in versions if v["torch"] == "2.1.0"), {}
+    ).items()
