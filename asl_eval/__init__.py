@@ -12,7 +12,7 @@ The flow, with each stage's function (see ``docs/api.md``)::
 
     learn = ae.load_learner_file("model.pkl")           # trust: scanned before loading
     test = ae.predict_folder(learn, "test/", name="test")  # inference: labels from names
-    valid = ae.Predictions.from_learner(learn)          # or the learner's own validation set
+    valid = ae.Predictions.load("model.valid.parquet")  # saved by asl-eval train
     ae.evaluate(test).per_class                         # metrics
     ae.plot_confusion_matrix(ae.confusion_matrix(test)) # plots
     ae.explain_images(learn, ["test/T/T1.jpg"])         # Grad-CAM
