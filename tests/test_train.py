@@ -102,13 +102,17 @@ def test_pretrained_weights_offline_names_the_fix(
     assert not (tmp_path / "m.pkl").exists()
 
 
-def test_learning_rate_finder(tiny_data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_learning_rate_finder(tiny_data, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)  # fastai's finder writes under the learner's folder: not here
     config = TrainConfig(
         image_size=32, epochs=1, lr="find", batch_size=32, pretrained=False, show_progress=False
     )
     result = train_model(tiny_data.train, tmp_path / "m.pkl", config)
     assert 1e-7 < result.lr < 10
     assert read_training_record(result.model_path)["lr_used"] == pytest.approx(result.lr)
+    assert list(work.iterdir()) == []
 
 
 def test_unusable_training_files_are_set_aside_and_recorded(tiny_data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -17,6 +17,7 @@ inside functions.
 from __future__ import annotations
 
 import logging
+import tempfile
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -156,6 +157,19 @@ def validation_predictions(learner: Learner, *, name: str = "valid") -> Predicti
     )
 
 
+def _find_lr(learner: Learner) -> float:
+    """fastai's learning-rate finder, run with the learner's folder set to a temporary one: it
+    saves and restores the weights under ``learner.path / "models"``, which is the current
+    folder by default, and would leave an empty ``models/`` folder there."""
+    path = learner.path
+    with tempfile.TemporaryDirectory(prefix="asl-eval-lr-find-") as folder:
+        learner.path = Path(folder)
+        try:
+            return float(learner.lr_find(show_plot=False).valley)
+        finally:
+            learner.path = path
+
+
 def _fit(learner: Learner, config: TrainConfig) -> tuple[float, Predictions]:
     """Train ``learner`` by the recipe; the learning rate used and the validation predictions."""
     with ExitStack() as quiet:
@@ -163,7 +177,7 @@ def _fit(learner: Learner, config: TrainConfig) -> tuple[float, Predictions]:
             quiet.enter_context(learner.no_bar())
             quiet.enter_context(learner.no_logging())
         if config.lr == "find":
-            lr = float(learner.lr_find(show_plot=False).valley)
+            lr = _find_lr(learner)
             logger.info("learning-rate finder suggests %.2e", lr)
         else:
             lr = float(config.lr)
