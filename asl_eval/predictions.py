@@ -32,6 +32,12 @@ __all__ = [
 ]
 
 
+def _items(loader: object) -> list[object]:
+    """A DataLoader's items as a list (they may be a list, an array or a DataFrame)."""
+    items = getattr(loader, "items", None)
+    return [] if items is None else list(items)
+
+
 class _LearnerLike(Protocol):
     """What :meth:`Predictions.from_learner` uses of a fastai ``Learner`` (duck-typed, so this
     module imports neither fastai nor torch)."""
@@ -362,7 +368,7 @@ class Predictions:
             when no loader is given and the learner has no validation data (a loaded export).
         """
         loader = dl if dl is not None else learner.dls.valid
-        if dl is None and not len(getattr(loader, "items", None) or []):
+        if dl is None and not _items(loader):
             raise LabelError(
                 "This learner has no validation data (fastai's export keeps none, so a loaded "
                 "model has an empty learn.dls.valid). Pass the images to evaluate: "
@@ -378,7 +384,7 @@ class Predictions:
                 "asl_eval.predict_folder, which takes labels from folder or file names."
             )
         y_proba = np.asarray(probabilities.float().numpy(), dtype=np.float64)
-        items = list(getattr(loader, "items", None) or [])
+        items = _items(loader)
         paths = (
             tuple(str(item) for item in items)
             if len(items) == len(y_proba) and all(isinstance(i, str | Path) for i in items)

@@ -224,3 +224,21 @@ def test_shared_report_through_the_console_script(tiny_model, tmp_path: Path) ->
         test_set["not_evaluated"]
     )
     assert test_set["ledger"]["found"] == 13 and test_set["ledger"]["evaluated"] == 12
+
+
+def test_files_spread_across_the_disk_show_file_names_only() -> None:
+    """Found in review: a set whose files share only '/' must not show home/ana/... paths."""
+    import numpy as np
+
+    from asl_eval.predictions import Predictions
+    from asl_eval.report.sharing import display_paths, set_root
+
+    spread = Predictions(
+        classes=("A", "B"),
+        paths=("/home/ana/x/A/1.jpg", "/srv/y/B/2.jpg"),
+        y_true=np.array([0, 1]),
+        y_proba=np.array([[0.9, 0.1], [0.2, 0.8]]),
+        source="/home/ana/x",
+    )
+    assert set_root(spread) is None
+    assert display_paths(spread) == {"/home/ana/x/A/1.jpg": "1.jpg", "/srv/y/B/2.jpg": "2.jpg"}

@@ -402,3 +402,44 @@ def test_an_oracle_is_not_blind(tmp_path: Path) -> None:
     """The oracles flag the plainest payload (else the test above proves nothing)."""
     path = write_pickle(payloads(tmp_path / "m")["nested_attr"], tmp_path / "model.pkl")
     assert _fickling_flags(path) or _picklescan_flags(path)
+
+
+def test_review_findings_are_clean_refusals(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Found in review: a zero-stride tensor larger than its storage, and an overflowing
+    argument of an allowed call, are refused as ModelLoadError, not a hang or a traceback."""
+    import pickle as std_pickle
+    import zipfile
+
+    from asl_eval.errors import ModelLoadError
+    from asl_eval.trust import load_learner_file
+    from asl_eval.trust.caps import ResourceLimitError, check_tensor_extent
+
+    class OneElement:
+        def size(self) -> int:
+            return 1
+
+        def nbytes(self) -> int:
+            return 4
+
+    with pytest.raises(ResourceLimitError, match="over a storage of"):
+        check_tensor_extent(OneElement(), 0, (2**33,), (0,))
+
+    # re._compile is allowed with an int flag; a huge one overflows inside re
+    payload = (
+        b"\x80\x04\x95\x00\x00\x00\x00\x00\x00\x00\x00"  # protocol 4, frame
+        b"\x8c\x02re\x94\x8c\x08_compile\x94\x93\x94"  # STACK_GLOBAL re._compile
+        b"\x8c\x01a\x94\x8a\x10" + (1 << 120).to_bytes(16, "little") + b"\x86\x94R\x94."
+    )
+    path = tmp_path / "overflow.pkl"
+    path.write_bytes(payload)
+    with pytest.raises(ModelLoadError, match="not a well-formed model file"):
+        load_learner_file(path)
+
+    # a compressed data record gets no storage budget
+    archive = tmp_path / "compressed.pkl"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("m/data.pkl", std_pickle.dumps({"a": 1}))
+        zf.writestr("m/data/0", b"\0" * 4096)
+    from asl_eval.trust.caps import storage_budget
+
+    assert storage_budget(archive).records == {"0": -1}

@@ -100,9 +100,19 @@ def set_root(predictions: Predictions) -> str | None:
     if source and all(_strictly_under(p, source) for p in paths):
         return source
     try:
-        return os.path.commonpath([os.path.dirname(p) or "." for p in paths])
+        common = os.path.commonpath([os.path.dirname(p) or "." for p in paths])
     except ValueError:  # absolute and relative paths mixed, or different drives
         return None
+    # Files spread across the disk: paths relative to the filesystem root or to the home
+    # folder (or above it) would still name the user's folders, so show file names instead.
+    home = _normal(os.path.expanduser("~"))
+    if (
+        PurePath(common).parent == PurePath(common)
+        or common == home
+        or _strictly_under(home, common)
+    ):
+        return None
+    return common
 
 
 def _relative(path: str, root: str | None) -> str:

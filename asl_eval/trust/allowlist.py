@@ -76,7 +76,7 @@ def _is_plain(value: object, budget: list[int]) -> bool:
     return False
 
 
-def value_token(value: object, granted: Mapping[int, str]) -> str:
+def value_token(value: object, granted: Mapping[int, str], budget: list[int] | None = None) -> str:
     """The shape of one argument, as the allowlist records it.
 
     An object a name resolved to while loading is ``global:module:qualname``; a scalar is its
@@ -95,7 +95,10 @@ def value_token(value: object, granted: Mapping[int, str]) -> str:
     if kind in PLAIN_SCALARS:
         return "none" if value is None else kind.__name__
     if kind in _CONTAINERS:
-        plain = _is_plain(value, [_PLAIN_BUDGET])
+        local = [_PLAIN_BUDGET]
+        plain = _is_plain(value, local)
+        if budget is not None:  # one load's inspections share a budget (ResourceLimitError)
+            budget[0] -= _PLAIN_BUDGET - local[0]
         label = "OrderedDict" if kind is OrderedDict else kind.__name__
         return label if plain else f"{label}*"
     return f"object:{kind.__module__}:{kind.__qualname__}"

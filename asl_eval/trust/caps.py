@@ -14,6 +14,7 @@ their attributes (``dtype.itemsize``, ``storage.size()``), never imported here.
 from __future__ import annotations
 
 import io
+import math
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -77,7 +78,10 @@ def storage_budget(path: Path) -> StorageBudget:
             for info in archive.infolist():
                 parts = info.filename.split("/")
                 if len(parts) >= 3 and parts[-2] == "data":
-                    records[parts[-1]] = info.file_size
+                    # torch.save stores records uncompressed; a compressed one could declare
+                    # an uncompressed size far beyond what the file holds, so it gets none.
+                    stored = info.compress_type == zipfile.ZIP_STORED
+                    records[parts[-1]] = info.file_size if stored else -1
     except (zipfile.BadZipFile, OSError, EOFError, io.UnsupportedOperation):
         return StorageBudget({}, size)
     return StorageBudget(records, size)
@@ -136,6 +140,11 @@ def _element_count(storage: object) -> int | None:
     return count if type(count) is int else None
 
 
+MAX_EXPANDED_ELEMENTS = 1 << 24
+"""The most elements a view may have beyond its storage's own (16 Mi elements, 64 MB of
+float32): real exports repeat a handful of statistics; a bomb repeats one element 2**33 times."""
+
+
 def check_tensor_extent(storage: object, offset: object, size: object, stride: object) -> None:
     """Refuse a tensor view that would reach outside its storage.
 
@@ -157,4 +166,12 @@ def check_tensor_extent(storage: object, offset: object, size: object, stride: o
         raise ResourceLimitError(
             f"The model file rebuilds a tensor of size {sizes} reaching element {last} of a "
             f"storage of {count} elements; refused."
+        )
+    # A view may repeat elements (stride 0: fastai stores broadcast statistics that way), but
+    # the first copy of such a tensor allocates every logical element, so a view larger than
+    # its storage is bounded too.
+    if math.prod(sizes) > max(count, MAX_EXPANDED_ELEMENTS):
+        raise ResourceLimitError(
+            f"The model file rebuilds a tensor of size {sizes} over a storage of {count} "
+            "elements; refused."
         )

@@ -256,7 +256,15 @@ def _load_pickle(path: Path, *, trusted: bool) -> Learner:
         ) from error
     except ModelLoadError:
         raise
-    except (IndexError, KeyError, TypeError, ValueError, struct.error, RecursionError) as error:
+    except (
+        IndexError,
+        KeyError,
+        TypeError,
+        ValueError,
+        ArithmeticError,
+        struct.error,
+        RecursionError,
+    ) as error:
         raise ModelLoadError(
             f"{path} is not a well-formed model file ({type(error).__name__}: "
             f"{str(error)[:200]}); fetch or export it again."

@@ -89,12 +89,18 @@ def _plain_keys(state: object, what: str, dunders: frozenset[str] = frozenset())
             raise UnsafeModelError(f"The model file sets the attribute {name!r} of {what}.")
 
 
+MAX_INSPECTED = 5_000_000
+"""The most container items the argument checks walk in one load (a few seconds of Python);
+real exports need a few thousand."""
+
+
 class RestrictedUnpickler(GuardedUnpickler):
     """Unpickles under the exact allowlist, with guarded calls and state (see the module)."""
 
     def __init__(self, file: Any, **kwargs: Any) -> None:
         super().__init__(file, **kwargs)
         self._allowlist = load_allowlist()
+        self._inspected = [MAX_INSPECTED]  # argument items the checks may still walk
         self._main_names: list[str] = []
         self._stand_ins: dict[str, Callable[..., object]] = {
             "builtins:getattr": self._getattr,
@@ -172,7 +178,12 @@ class RestrictedUnpickler(GuardedUnpickler):
 
     def _check_signature(self, name: str, signature: Signature, args: tuple[object, ...]) -> None:
         for index, (position, value) in enumerate(zip(signature.positions, args, strict=True)):
-            reason = position.refusal(value, value_token(value, self.granted))
+            reason = position.refusal(value, value_token(value, self.granted, self._inspected))
+            if self._inspected[0] < 0:
+                raise ResourceLimitError(
+                    f"The model file makes the checks inspect more than {MAX_INSPECTED:,} "
+                    "argument items; refused."
+                )
             if reason:
                 raise UnsafeModelError(
                     f"The model file calls {name.replace(':', '.')} with {reason} as "
