@@ -443,3 +443,21 @@ def test_review_findings_are_clean_refusals(tmp_path) -> None:  # type: ignore[n
     from asl_eval.trust.caps import storage_budget
 
     assert storage_budget(archive).records == {"0": -1}
+
+
+def test_argument_checks_share_one_budget_per_load() -> None:
+    """Found in review: a small file that passes one large plain list to an allowed call over
+    and over made the checks walk it every time (hours). One load shares one budget."""
+    import pickle as std_pickle
+    import time
+
+    from asl_eval.trust.caps import ResourceLimitError
+    from asl_eval.trust.unpickler import restricted_loads
+
+    body = std_pickle.dumps([0] * 194_000, protocol=2)[:-1]  # the list, without STOP
+    payload = body + b"q\x01" + b"c__builtin__\nset\nh\x01\x85R0" * 200 + b"h\x01."
+    assert len(payload) < 600_000
+    start = time.monotonic()
+    with pytest.raises(ResourceLimitError, match="inspect more than"):
+        restricted_loads(payload)
+    assert time.monotonic() - start < 10
