@@ -11,17 +11,16 @@ torch or the cam stage itself (the result it reads is plain data).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from asl_eval.analysis import AnalysisResult
 from asl_eval.errors import ReportError
 from asl_eval.report.figures import data_uri
 from asl_eval.report.registry import SectionSpec, register_section, registered_sections
+from asl_eval.report.serialize import clean
 
 __all__ = ["CAM_SECTION", "CamGalleryView", "CamImageView", "CamMeanView", "build", "to_json"]
 
@@ -158,15 +157,6 @@ def build(result: AnalysisResult) -> dict[str, object]:
     }
 
 
-def _plain(value: object) -> object:
-    """numpy scalars as Python values; NaN and infinities as None."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 _IMAGE_FIELDS = (
     "path",
     "set",
@@ -182,17 +172,17 @@ _CLASS_FIELDS = ("ood_accuracy", "n_ood_images", "n_ood_misclassified", "mean_fa
 
 
 def _image_records(items: pd.DataFrame) -> list[dict[str, object]]:
-    return [{f: _plain(row[f]) for f in _IMAGE_FIELDS} for row in items.to_dict(orient="records")]
+    return [{f: clean(row[f]) for f in _IMAGE_FIELDS} for row in items.to_dict(orient="records")]
 
 
 def to_json(result: AnalysisResult) -> dict[str, object]:
     """The Grad-CAM block of the report's JSON: every number of the section, no images."""
-    summary = {key: _plain(value) for key, value in result.summary_record().items()}
+    summary = {key: clean(value) for key, value in result.summary_record().items()}
     items = result.items
     classes = [
         {
             "class": record["class"],
-            **{f: _plain(record[f]) for f in _CLASS_FIELDS},
+            **{f: clean(record[f]) for f in _CLASS_FIELDS},
             "images": _image_records(
                 items[(items["group"] == "class") & (items["class"] == record["class"])]
             ),
