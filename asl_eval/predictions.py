@@ -9,9 +9,11 @@ pandas only and saves to Parquet, so a report can be rebuilt without the model.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -51,9 +53,36 @@ class _LearnerLike(Protocol):
 
 Status = Literal["evaluated", "excluded", "unlabeled", "not_in_classes"]
 STATUSES: tuple[Status, ...] = ("evaluated", "excluded", "unlabeled", "not_in_classes")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""Version 2: the ``relpath`` and ``sha256`` columns. :meth:`Predictions.load` reads version 1."""
 PROBABILITY_FLOOR = float(np.finfo(np.float64).eps)
 """Probabilities are clipped here before a logarithm (scikit-learn's choice for log loss)."""
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _is_sha256(value: str) -> bool:
+    return _SHA256.fullmatch(value) is not None
+
+
+def _is_relpath(value: str) -> bool:
+    """A relative POSIX path that stays inside its root (no ``..``, no leading ``/``)."""
+    parts = value.split("/")
+    return bool(value) and "\\" not in value and not value.startswith("/") and ".." not in parts
+
+
+def _per_image(
+    values: Sequence[str], n: int, name: str, valid: Callable[[str], bool]
+) -> tuple[str, ...]:
+    """``values`` as a tuple of strings: empty (unknown) or exactly one valid value per image."""
+    result = tuple(str(v) for v in values)
+    if result and len(result) != n:
+        raise MetricError(f"{name} must have {n} entries, one per path; got {len(result)}")
+    bad = [v for v in result if not valid(v)]
+    if bad:
+        raise MetricError(f"{len(bad)} {name} entries are malformed, e.g. {bad[0]!r}")
+    return result
 
 
 @dataclass(frozen=True)
@@ -178,6 +207,12 @@ class Predictions:
         given, every path is recorded as evaluated.
     source
         Where the set came from (a folder, or ``"validation split"``).
+    sha256
+        The SHA-256 of each evaluated file's bytes (64 lowercase hex digits), one per path, or
+        empty when unknown. With ``relpaths`` it identifies an image across runs and machines.
+    relpaths
+        Each evaluated file's path relative to its set's root folder, with ``/`` separators,
+        one per path, or empty when unknown.
     """
 
     classes: tuple[str, ...]
@@ -187,6 +222,8 @@ class Predictions:
     name: str = "test"
     ledger: Ledger = field(default_factory=Ledger)
     source: str = ""
+    sha256: tuple[str, ...] = ()
+    relpaths: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         classes = tuple(str(c) for c in self.classes)
@@ -227,6 +264,8 @@ class Predictions:
                 f"the ledger's {len(evaluated)} evaluated files do not match "
                 f"the {n} predicted paths"
             )
+        object.__setattr__(self, "sha256", _per_image(self.sha256, n, "sha256", _is_sha256))
+        object.__setattr__(self, "relpaths", _per_image(self.relpaths, n, "relpaths", _is_relpath))
         object.__setattr__(self, "classes", classes)
         object.__setattr__(self, "paths", paths)
         object.__setattr__(self, "y_true", y_true)
@@ -234,6 +273,16 @@ class Predictions:
         object.__setattr__(self, "ledger", ledger)
 
     # -- derived columns -------------------------------------------------------------------
+    @property
+    def content_digest(self) -> str | None:
+        """One SHA-256 for the whole set: of the sorted lines ``relpath<TAB>sha256``, or None
+        when the images' hashes or relative paths are unknown. Two sets with the same digest
+        hold the same files under the same names, wherever their folders are."""
+        if self.n_images and not (self.sha256 and self.relpaths):
+            return None
+        lines = sorted(f"{r}\t{h}\n" for r, h in zip(self.relpaths, self.sha256, strict=True))
+        return hashlib.sha256("".join(lines).encode()).hexdigest()
+
     @property
     def n_images(self) -> int:
         return len(self.paths)
@@ -271,11 +320,15 @@ class Predictions:
 
     # -- tables and files ------------------------------------------------------------------
     def to_frame(self) -> pd.DataFrame:
-        """One row per evaluated image: path, true and predicted class, confidence, loss, and
-        the probability of every class (columns ``proba:<class>``)."""
+        """One row per evaluated image: path, relative path and SHA-256 (``""`` when unknown),
+        true and predicted class, confidence, loss, and the probability of every class
+        (columns ``proba:<class>``)."""
+        unknown = [""] * self.n_images
         frame = pd.DataFrame(
             {
                 "path": list(self.paths),
+                "relpath": list(self.relpaths) or unknown,
+                "sha256": list(self.sha256) or unknown,
                 "y_true": list(self.labels_true),
                 "y_pred": list(self.labels_pred),
                 "correct": self.y_true == self.y_pred,
@@ -324,6 +377,7 @@ class Predictions:
             classes = tuple(meta["classes"])
             frame = table.to_pandas()
             index = {c: i for i, c in enumerate(classes)}
+            hashed = "sha256" in frame.columns and bool(len(frame)) and all(frame["sha256"])
             return cls(
                 classes=classes,
                 paths=tuple(frame["path"]),
@@ -332,6 +386,8 @@ class Predictions:
                 name=meta["name"],
                 source=meta.get("source", ""),
                 ledger=Ledger.from_records(meta["ledger"]),
+                sha256=tuple(frame["sha256"]) if hashed else (),
+                relpaths=tuple(frame["relpath"]) if hashed else (),
             )
         except (OSError, pa.ArrowException, ValueError, KeyError, TypeError) as error:
             if isinstance(error, ReportError):

@@ -1,5 +1,5 @@
 """The report JSON's version policy: the current schema_version and the older ones asl-eval
-can upgrade (1 and 2) are read, upgraded in memory; anything else is refused; files keep the
+can upgrade (1 to 3) are read, upgraded in memory; anything else is refused; files keep the
 user's umask."""
 
 from __future__ import annotations
@@ -47,11 +47,29 @@ def test_a_version_1_report_is_read_in_the_current_shape(tmp_path: Path) -> None
     assert json.loads(VERSION_1.read_text(encoding="utf-8"))["schema_version"] == 1
 
 
+def _without_content(document: dict) -> dict:  # type: ignore[type-arg]
+    return document | {
+        "sets": [{k: v for k, v in s.items() if k != "content"} for s in document["sets"]]
+    }
+
+
+def test_a_version_3_report_gets_empty_content_blocks(tmp_path: Path) -> None:
+    """Version 4 added only each set's ``content``; a version-3 file recorded no hashes."""
+    assert SCHEMA_VERSION == 4
+    current = read_report_json(VERSION_1)
+    version_3 = _without_content(current) | {"schema_version": 3}
+    document = read_report_json(_write(tmp_path, version_3))
+    assert document == current
+    assert [s["content"] for s in document["sets"]] == [{"n_hashed": 0, "digest": None}] * 2  # type: ignore[index, union-attr]
+    assert json.loads((tmp_path / "report.json").read_text())["schema_version"] == 3
+
+
 def test_a_version_2_report_gets_the_sharing_block(tmp_path: Path) -> None:
     """Version 3 added only ``sharing``; a version-2 file is the same document without it."""
-    assert SCHEMA_VERSION == 3
     current = read_report_json(VERSION_1)
-    version_2 = {k: v for k, v in current.items() if k != "sharing"} | {"schema_version": 2}
+    version_2 = _without_content(
+        {k: v for k, v in current.items() if k != "sharing"} | {"schema_version": 2}
+    )
     document = read_report_json(_write(tmp_path, version_2))
     assert document == current
     assert document["sharing"] == {"redact_paths": False, "images": True}
@@ -61,7 +79,7 @@ def test_a_version_2_report_gets_the_sharing_block(tmp_path: Path) -> None:
 def test_the_schema_requires_the_sharing_block(tmp_path: Path) -> None:
     document = read_report_json(VERSION_1)
     del document["sharing"]
-    with pytest.raises(ReportError, match=r"schema version 3: .*'sharing' is a required"):
+    with pytest.raises(ReportError, match=r"schema version 4: .*'sharing' is a required"):
         read_report_json(_write(tmp_path, document))
 
 
@@ -70,7 +88,7 @@ def test_other_versions_are_refused(tmp_path: Path, version: object) -> None:
     document = json.loads(VERSION_1.read_text(encoding="utf-8"))
     document["schema_version"] = version
     with pytest.raises(
-        ReportError, match=r"schema_version .*; this asl-eval reads versions 1, 2 and 3"
+        ReportError, match=r"schema_version .*; this asl-eval reads versions 1, 2, 3 and 4"
     ):
         read_report_json(_write(tmp_path, document))
 
@@ -86,7 +104,7 @@ def test_not_a_report_is_refused(tmp_path: Path) -> None:
 def test_a_document_off_the_schema_is_refused(tmp_path: Path) -> None:
     document = json.loads(VERSION_1.read_text(encoding="utf-8"))
     del document["sets"][0]["per_class"]
-    with pytest.raises(ReportError, match=r"does not match .* schema version 3: .* sets/0"):
+    with pytest.raises(ReportError, match=r"does not match .* schema version 4: .* sets/0"):
         read_report_json(_write(tmp_path, document))
 
 

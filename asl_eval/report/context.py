@@ -72,6 +72,7 @@ def evaluate_set(
         role=evaluation.role,
         source=p.source,
         ledger=p.ledger.summary(),
+        content={"n_hashed": len(p.sha256), "digest": p.content_digest},
         not_evaluated=ledger_rows(p.ledger.to_frame()),
         figures=set_figures(computed, n_gallery=n_gallery, thumb_size=thumb_size, locate=locate),
     )

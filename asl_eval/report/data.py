@@ -151,6 +151,9 @@ class SetResult:
     ledger: Mapping[str, object]
     not_evaluated: tuple[LedgerRow, ...]
     figures: SetFigures
+    content: Mapping[str, object] = field(default_factory=dict)
+    """``n_hashed`` (images with a content hash) and ``digest``
+    (:attr:`asl_eval.predictions.Predictions.content_digest`, None when unknown)."""
 
     @property
     def name(self) -> str:

@@ -88,13 +88,24 @@ def _upgrade_from_2(document: dict[str, Any]) -> dict[str, Any]:
     return dict(document, schema_version=3, sharing={"redact_paths": False, "images": True})
 
 
+def _upgrade_from_3(document: dict[str, Any]) -> dict[str, Any]:
+    """A version-3 report in the version-4 shape (a new dict): each set's ``content`` is
+    ``{"n_hashed": 0, "digest": null}``, since version 3 recorded no content hashes."""
+    sets = [
+        dict(s, content={"n_hashed": 0, "digest": None}) if isinstance(s, dict) else s
+        for s in document.get("sets", [])
+    ]
+    return dict(document, schema_version=4, sets=sets)
+
+
 _UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
     1: _upgrade_from_1,
     2: _upgrade_from_2,
+    3: _upgrade_from_3,
 }
 READABLE_VERSIONS = (*sorted(_UPGRADES), SCHEMA_VERSION)
 """The schema versions :func:`read_report_json` accepts: the current one and every older one
-it can upgrade (1 and 2)."""
+it can upgrade (1 to 3)."""
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -126,7 +137,9 @@ def _validate(document: dict[str, Any], path: Path) -> None:
 def read_report_json(path: str | Path) -> dict[str, JsonValue]:
     """Read a report's JSON, in the current schema version's shape.
 
-    A file of an older version is upgraded in memory, one version at a time. From version 2:
+    A file of an older version is upgraded in memory, one version at a time. From version 3:
+    each set's ``content`` is ``{"n_hashed": 0, "digest": null}`` (no hashes were recorded).
+    From version 2:
     ``sharing`` is added as ``{"redact_paths": false, "images": true}`` (what every version-2
     report was). From version 1: per set, ``accuracy_ci`` and ``macro_f1_ci`` (``[low,
     high]``) become ``*_ci_low`` and ``*_ci_high``, ``top5_accuracy`` becomes

@@ -36,11 +36,13 @@ __all__ = [
 ]
 
 SCHEMA = "asl-eval/report"
-SCHEMA_VERSION = 3
-"""Version 3: ``sharing`` says what the report left out (``redact_paths``, ``images``).
+SCHEMA_VERSION = 4
+"""Version 4: each set's ``content`` (``n_hashed``, ``digest``) identifies its images by their
+SHA-256 and relative paths (the predictions CSV gains ``relpath`` and ``sha256`` columns).
+Version 3: ``sharing`` says what the report left out (``redact_paths``, ``images``).
 Version 2: the sets' headline numbers carry the names of
 :meth:`asl_eval.metrics.Evaluation.summary`, and ``sections`` holds the block of each
-registered analysis. :func:`asl_eval.report.read_report_json` reads versions 1 and 2 too."""
+registered analysis. :func:`asl_eval.report.read_report_json` reads versions 1 to 3 too."""
 N_TOP_LOSSES = 24
 """How many of the highest-loss images each set lists in the JSON."""
 
@@ -120,6 +122,7 @@ def _set_json(result: SetResult) -> dict[str, JsonValue]:
         "reliability": records(e.reliability),
         "top_losses": records(e.losses.head(N_TOP_LOSSES)),
         "ledger": clean(result.ledger),
+        "content": clean(result.content),
         "not_evaluated": [clean(asdict(row)) for row in result.not_evaluated],
     }
 

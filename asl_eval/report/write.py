@@ -209,16 +209,17 @@ def neutralize_formula(value: object) -> object:
 
 
 def predictions_frame(context: ReportContext) -> pd.DataFrame:
-    """Every evaluated image of every set: set, path, true and predicted class, confidence."""
+    """Every evaluated image of every set: set, path, path relative to the set's folder and
+    SHA-256 (empty when unknown), true and predicted class, correct, confidence, loss."""
     frames = []
     for predictions in context.predictions:
         frame = predictions.to_frame()[
-            ["path", "y_true", "y_pred", "correct", "confidence", "loss"]
+            ["path", "relpath", "sha256", "y_true", "y_pred", "correct", "confidence", "loss"]
         ]
         frame.insert(0, "set", predictions.name)
         frames.append(frame)
     combined = pd.concat(frames, ignore_index=True)
-    for column in ("set", "path", "y_true", "y_pred"):
+    for column in ("set", "path", "relpath", "y_true", "y_pred"):
         combined[column] = combined[column].map(neutralize_formula)
     return combined
 
