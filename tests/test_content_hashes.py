@@ -123,3 +123,25 @@ def test_the_report_csv_and_json_carry_the_hashes(tmp_path: Path) -> None:
     contents = {s["name"]: s["content"] for s in document["sets"]}  # type: ignore[index, union-attr]
     assert contents[p.name] == {"n_hashed": 3, "digest": p.content_digest}
     assert contents["old"] == {"n_hashed": 0, "digest": None}
+
+
+def test_the_report_names_the_engine_and_warns_on_low_agreement(tmp_path: Path) -> None:
+    p = _hashed(tmp_path)
+    model_file = tmp_path / "model.pkl"
+    model_file.write_bytes(b"not a model, only hashed")
+    agreement = {"n_checked": 200, "max_abs_diff": 0.03, "top1_agreement": 0.975}
+    engine = {"engine": "onnx-int8", "calibration_images": 64, "agreement": agreement}
+    model = ModelInfo.describe(
+        model_file, arch="none", classes=CLASSES, input_size="8×8", versions={}, engine=engine
+    )
+    context = build_context([EvaluationSet(p, role="test")], model=model, command="test")
+    files = write_report(context, tmp_path / "out", name="r")
+    assert read_report_json(files.json)["model"]["engine"] == engine  # type: ignore[index, call-overload]
+    html = files.html.read_text(encoding="utf-8")
+    assert "onnx-int8 (calibration_images 64)" in html
+    assert "top-1 agreement 97.5%" in html and "below 99%" in html
+    fine = replace(model, engine={**engine, "agreement": {**agreement, "top1_agreement": 1.0}})
+    context = build_context([EvaluationSet(p, role="test")], model=fine, command="test")
+    files = write_report(context, tmp_path / "out", name="r2")
+    html = files.html.read_text(encoding="utf-8")
+    assert "top-1 agreement 100.0%" in html and "below 99%" not in html

@@ -47,29 +47,31 @@ def test_a_version_1_report_is_read_in_the_current_shape(tmp_path: Path) -> None
     assert json.loads(VERSION_1.read_text(encoding="utf-8"))["schema_version"] == 1
 
 
-def _without_content(document: dict) -> dict:  # type: ignore[type-arg]
-    return document | {
-        "sets": [{k: v for k, v in s.items() if k != "content"} for s in document["sets"]]
-    }
+def _as_version_3(document: dict) -> dict:  # type: ignore[type-arg]
+    """``document`` without what version 4 added: each set's content, the model's engine."""
+    sets = [{k: v for k, v in s.items() if k != "content"} for s in document["sets"]]
+    model = {k: v for k, v in document["model"].items() if k != "engine"}
+    return document | {"sets": sets, "model": model, "schema_version": 3}
 
 
 def test_a_version_3_report_gets_empty_content_blocks(tmp_path: Path) -> None:
-    """Version 4 added only each set's ``content``; a version-3 file recorded no hashes."""
+    """Version 4 added only each set's ``content`` and the model's ``engine``; a version-3
+    file recorded no hashes and had one engine."""
     assert SCHEMA_VERSION == 4
     current = read_report_json(VERSION_1)
-    version_3 = _without_content(current) | {"schema_version": 3}
+    version_3 = _as_version_3(current)
     document = read_report_json(_write(tmp_path, version_3))
     assert document == current
     assert [s["content"] for s in document["sets"]] == [{"n_hashed": 0, "digest": None}] * 2  # type: ignore[index, union-attr]
+    assert document["model"]["engine"] == {"engine": "fastai"}  # type: ignore[index, call-overload]
     assert json.loads((tmp_path / "report.json").read_text())["schema_version"] == 3
 
 
 def test_a_version_2_report_gets_the_sharing_block(tmp_path: Path) -> None:
     """Version 3 added only ``sharing``; a version-2 file is the same document without it."""
     current = read_report_json(VERSION_1)
-    version_2 = _without_content(
-        {k: v for k, v in current.items() if k != "sharing"} | {"schema_version": 2}
-    )
+    version_2 = {k: v for k, v in _as_version_3(current).items() if k != "sharing"}
+    version_2["schema_version"] = 2
     document = read_report_json(_write(tmp_path, version_2))
     assert document == current
     assert document["sharing"] == {"redact_paths": False, "images": True}

@@ -53,6 +53,10 @@ class ModelInfo:
     classes: tuple[str, ...]
     input_size: str
     versions: Mapping[str, str]
+    engine: Mapping[str, object] = field(default_factory=lambda: {"engine": "fastai"})
+    """What predicted the images: ``engine`` (its name) and the options that change the numbers
+    (:meth:`asl_eval.inference.Engine.describe`); for the ONNX engines, ``agreement`` with the
+    fastai engine on a checked sample (``n_checked``, ``max_abs_diff``, ``top1_agreement``)."""
 
     @classmethod
     def describe(
@@ -63,6 +67,7 @@ class ModelInfo:
         classes: Sequence[str],
         input_size: str,
         versions: Mapping[str, str],
+        engine: Mapping[str, object] | None = None,
     ) -> ModelInfo:
         """Fill in the file's sha256 (streamed, so large models are fine)."""
         return cls(
@@ -72,7 +77,18 @@ class ModelInfo:
             classes=tuple(classes),
             input_size=input_size,
             versions=dict(versions),
+            engine=dict(engine) if engine is not None else {"engine": "fastai"},
         )
+
+    @property
+    def engine_name(self) -> str:
+        return str(self.engine.get("engine", "fastai"))
+
+    @property
+    def engine_options(self) -> list[tuple[str, str]]:
+        """The engine's options other than its name and agreement, as text pairs."""
+        skip = {"engine", "agreement"}
+        return [(str(k), str(v)) for k, v in sorted(self.engine.items()) if k not in skip]
 
     @property
     def short_sha256(self) -> str:

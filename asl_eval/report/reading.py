@@ -90,12 +90,16 @@ def _upgrade_from_2(document: dict[str, Any]) -> dict[str, Any]:
 
 def _upgrade_from_3(document: dict[str, Any]) -> dict[str, Any]:
     """A version-3 report in the version-4 shape (a new dict): each set's ``content`` is
-    ``{"n_hashed": 0, "digest": null}``, since version 3 recorded no content hashes."""
+    ``{"n_hashed": 0, "digest": null}``, since version 3 recorded no content hashes, and
+    ``model.engine`` is ``{"engine": "fastai"}``, the only engine version 3 had."""
     sets = [
         dict(s, content={"n_hashed": 0, "digest": None}) if isinstance(s, dict) else s
         for s in document.get("sets", [])
     ]
-    return dict(document, schema_version=4, sets=sets)
+    model = document.get("model")
+    if isinstance(model, dict):
+        model = dict(model, engine={"engine": "fastai"})
+    return dict(document, schema_version=4, sets=sets, model=model)
 
 
 _UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
@@ -138,7 +142,8 @@ def read_report_json(path: str | Path) -> dict[str, JsonValue]:
     """Read a report's JSON, in the current schema version's shape.
 
     A file of an older version is upgraded in memory, one version at a time. From version 3:
-    each set's ``content`` is ``{"n_hashed": 0, "digest": null}`` (no hashes were recorded).
+    each set's ``content`` is ``{"n_hashed": 0, "digest": null}`` (no hashes were recorded)
+    and ``model.engine`` is ``{"engine": "fastai"}``.
     From version 2:
     ``sharing`` is added as ``{"redact_paths": false, "images": true}`` (what every version-2
     report was). From version 1: per set, ``accuracy_ci`` and ``macro_f1_ci`` (``[low,

@@ -37,8 +37,9 @@ __all__ = [
 
 SCHEMA = "asl-eval/report"
 SCHEMA_VERSION = 4
-"""Version 4: each set's ``content`` (``n_hashed``, ``digest``) identifies its images by their
-SHA-256 and relative paths (the predictions CSV gains ``relpath`` and ``sha256`` columns).
+"""Version 4: ``model.engine`` names the engine and its options; each set's ``content``
+(``n_hashed``, ``digest``) identifies its images by their SHA-256 and relative paths (the
+predictions CSV gains ``relpath`` and ``sha256`` columns).
 Version 3: ``sharing`` says what the report left out (``redact_paths``, ``images``).
 Version 2: the sets' headline numbers carry the names of
 :meth:`asl_eval.metrics.Evaluation.summary`, and ``sections`` holds the block of each
@@ -152,6 +153,7 @@ def report_json(context: ReportContext) -> dict[str, JsonValue]:
             "arch": context.model.arch,
             "input_size": context.model.input_size,
             "classes": list(context.model.classes),
+            "engine": clean(dict(context.model.engine)),
         },
         "versions": clean(context.model.versions),
         "headline": context.headline,
