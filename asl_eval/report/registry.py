@@ -78,7 +78,7 @@ _REGISTRY: dict[str, SectionSpec] = {}
 
 PAGE_ANCHORS = frozenset(
     {"headline", "overview", "per-class", "confusion", "pairs", "calibration", "gallery"}
-    | {"ledger", "leakage", "about"}
+    | {"ledger", "about"}
 )
 """The HTML ids of the page's fixed sections, which no optional section may take."""
 

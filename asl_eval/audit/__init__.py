@@ -1,0 +1,68 @@
+"""The data audit: near-duplicate leakage between training and evaluation images, and frame
+groups for honest splits (issue 14, hash-based parts).
+
+Modules, bottom to top:
+
+- :mod:`~asl_eval.audit.hashes`: pHash, dHash and SHA-256 of every image (:class:`HashTable`);
+- :mod:`~asl_eval.audit.neighbours`: exact nearest-neighbour search over packed 64-bit hashes;
+- :mod:`~asl_eval.audit.thresholds`: per-class near-duplicate thresholds;
+- :mod:`~asl_eval.audit.groups`: frame groups by union-find;
+- :mod:`~asl_eval.audit.splits`: training's random split without torch, and the grouped split;
+- :mod:`~asl_eval.audit.intervals`: accuracy intervals that count each group once;
+- :mod:`~asl_eval.audit.matching`: one query set against the training set;
+- :mod:`~asl_eval.audit.leakage`: :func:`audit_leakage`, the analysis (an
+  :class:`~asl_eval.analysis.AnalysisResult` named ``"leakage"``);
+- :mod:`~asl_eval.audit.records`: its JSON form; :mod:`~asl_eval.audit.plots`: its figure;
+- :mod:`~asl_eval.audit.command`: the ``asl-eval audit`` command (typer).
+
+Layer: above :mod:`asl_eval.metrics` and :mod:`asl_eval.labels` (it uses the Wilson interval and
+training's labelling), below the report. Imports numpy, pandas, Pillow, imagehash and, in
+:mod:`~asl_eval.audit.plots` and :mod:`~asl_eval.audit.command` only, matplotlib and typer
+(neither is imported here). Never torch or fastai (an import-linter contract). Embedding-based
+checks, slices and domain differences are not here yet.
+"""
+
+from __future__ import annotations
+
+from asl_eval.audit.groups import (
+    DEFAULT_FRAME_GAP,
+    DEFAULT_GROUP_DISTANCE,
+    UnionFind,
+    frame_groups,
+    frame_number,
+)
+from asl_eval.audit.hashes import HashTable, hash_files, hash_folder, image_hashes
+from asl_eval.audit.intervals import ClusteredAccuracy, clustered_accuracy
+from asl_eval.audit.leakage import audit_leakage, set_summary
+from asl_eval.audit.matching import match_near_duplicates
+from asl_eval.audit.neighbours import Nearest, exact_matches, hamming, nearest_neighbours
+from asl_eval.audit.records import leakage_record
+from asl_eval.audit.splits import grouped_split, random_split
+from asl_eval.audit.thresholds import Calibration, ThresholdRule, calibrate_thresholds
+
+__all__ = [
+    "DEFAULT_FRAME_GAP",
+    "DEFAULT_GROUP_DISTANCE",
+    "Calibration",
+    "ClusteredAccuracy",
+    "HashTable",
+    "Nearest",
+    "ThresholdRule",
+    "UnionFind",
+    "audit_leakage",
+    "calibrate_thresholds",
+    "clustered_accuracy",
+    "exact_matches",
+    "frame_groups",
+    "frame_number",
+    "grouped_split",
+    "hamming",
+    "hash_files",
+    "hash_folder",
+    "image_hashes",
+    "leakage_record",
+    "match_near_duplicates",
+    "nearest_neighbours",
+    "random_split",
+    "set_summary",
+]
