@@ -1,0 +1,13 @@
+"""The built-in checks; importing this package registers them (in registry order):
+
+- :mod:`.domain`: ``domain-drop``, ``class-drop``, ``too-few-drop``;
+- :mod:`.errors`: ``confusion``, ``given-up``, ``collapse``;
+- :mod:`.confidence`: ``overconfidence``, ``too-few``;
+- :mod:`.sections`: ``cam-background``, ``cam-faithfulness``, ``leakage``, ``robustness``.
+"""
+
+from __future__ import annotations
+
+from asl_eval.findings.checks import confidence, domain, errors, sections
+
+__all__ = ["confidence", "domain", "errors", "sections"]
