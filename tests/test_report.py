@@ -75,7 +75,7 @@ def _none_or(value: float) -> float | None:
 
 def test_json_numbers_equal_scikit_learn(tiny_context, tiny_sets) -> None:  # type: ignore[no-untyped-def]
     data = json.loads(render_json(tiny_context))
-    assert data["schema"] == "asl-eval/report" and data["schema_version"] == 3
+    assert data["schema"] == "asl-eval/report" and data["schema_version"] == 4
     assert data["sharing"] == {"redact_paths": False, "images": True}
     for evaluation, result in zip(tiny_sets, data["sets"], strict=True):
         p = evaluation.predictions

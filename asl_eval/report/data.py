@@ -85,6 +85,22 @@ class ModelInfo:
         return str(self.engine.get("engine", "fastai"))
 
     @property
+    def engine_agreement(self) -> str:
+        """The ONNX engines' check against the fastai engine, in words ("" when none)."""
+        agreement = self.engine.get("agreement")
+        if not isinstance(agreement, Mapping):
+            return ""
+        top1 = float(agreement.get("top1_agreement") or 0.0)
+        text = (
+            f"checked against the fastai engine on {agreement.get('n_checked')} images: top-1 "
+            f"agreement {100 * top1:.1f}%, largest probability difference "
+            f"{float(agreement.get('max_abs_diff') or 0.0):.2g}"
+        )
+        if top1 < 0.99:
+            text += " (below 99%: these predictions differ from the model's own)"
+        return text
+
+    @property
     def engine_options(self) -> list[tuple[str, str]]:
         """The engine's options other than its name and agreement, as text pairs."""
         skip = {"engine", "agreement"}
