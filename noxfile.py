@@ -1,7 +1,8 @@
 """nox sessions for asl-eval.
 
 ``nox`` alone runs the default sessions, the same ones CI runs: ``lint``, ``typecheck``,
-``tests`` and ``package``.
+``tests``, ``package`` and ``docs``. ``demo``, ``bench``, ``gate`` and ``screenshots`` run when
+named.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "tests", "package"]
+nox.options.sessions = ["lint", "typecheck", "tests", "package", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 
 PACKAGE = "asl_eval"
@@ -100,3 +101,80 @@ def bench(session: nox.Session) -> None:
     """Run the benchmarks in benchmarks/ and update docs/benchmarks.md."""
     _install(session, "test")
     session.run("python", "benchmarks/run_all.py", *session.posargs)
+
+
+# What `gate` runs: two demo models trained alike; NEW then made worse on known classes by
+# swapping the output rows of three pairs of classes in its last layer: the six classes it
+# predicts best on its validation split, so every image of those classes it got right now gets
+# the partner's name and the regression is certain. The held-out folder comes from the same
+# generator as the training frames (40 more frames per class, the training frames removed).
+_GATE_MODELS = """
+from pathlib import Path
+import torch
+from asl_eval.demo_data import make_demo_dataset
+from asl_eval.predictions import Predictions
+from asl_eval.training import TrainConfig, train_model, valid_predictions_path
+from asl_eval.trust import load_learner_file
+data = make_demo_dataset("data", n_train_per_class=12, n_ood_per_class=1, size=32, seed=1)
+held = make_demo_dataset("held-out", n_train_per_class=52, n_ood_per_class=1, size=32, seed=1)
+for path in sorted(held.train.rglob("*.jpg")):
+    if (data.train / path.relative_to(held.train)).is_file():
+        path.unlink()
+config = TrainConfig(image_size=32, epochs=5, lr=5e-3, batch_size=16, pretrained=False,
+                     show_progress=False)
+for name in ("base", "new"):
+    train_model(data.train, f"{name}/model.pkl", config)
+valid = Predictions.load(valid_predictions_path("new/model.pkl"))
+right = valid.y_pred == valid.y_true
+accuracy = {c: right[valid.y_true == i].mean() for i, c in enumerate(valid.classes)
+            if (valid.y_true == i).any()}
+best = sorted(accuracy, key=lambda c: (-accuracy[c], c))[:6]
+learner = load_learner_file("new/model.pkl")
+last = [m for m in learner.model.modules() if isinstance(m, torch.nn.Linear)][-1]
+vocab = list(learner.dls.vocab)
+with torch.no_grad():
+    for a, b in zip(best[0::2], best[1::2]):
+        rows = [vocab.index(a), vocab.index(b)]
+        last.weight[rows] = last.weight[rows[::-1]].clone()
+        if last.bias is not None:  # fastai's head ends in a Linear without bias
+            last.bias[rows] = last.bias[rows[::-1]].clone()
+learner.export(Path("new/model.pkl").resolve())
+valid_predictions_path("new/model.pkl").unlink()  # NEW's saved split predates the swap
+print("NEW swaps the outputs of", ", ".join(f"{a}/{b}" for a, b in zip(best[0::2], best[1::2])))
+"""
+
+
+@nox.session(default=False)
+def gate(session: nox.Session) -> None:
+    """Show the CI gate: a model made worse on known classes fails (3); itself passes (0)."""
+    _install(session)
+    work = Path(session.create_tmp()) / "gate"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    session.chdir(work)
+    session.run("python", "-c", _GATE_MODELS)
+    for name in ("base", "new"):
+        session.run(
+            "asl-eval", "report", f"{name}/model.pkl", "--set",
+            "held-out=held-out/asl_alphabet_train", "--out", "reports", "--name", name, "--no-cam",
+        )  # fmt: skip
+    compare = ("asl-eval", "compare", "reports/base.json", "--set", "held-out")
+    session.run(*compare, "reports/new.json", "--html", "reports/compare.html", success_codes=[3])
+    session.run(*compare, "reports/base.json", success_codes=[0])
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site with mkdocs --strict (executes the notebook)."""
+    _install(session, "docs")
+    site = Path(session.create_tmp()) / "site"
+    shutil.rmtree(site, ignore_errors=True)
+    session.run("mkdocs", "build", "--strict", "--site-dir", str(site), *session.posargs)
+    session.log(f"site written to {site}")
+
+
+@nox.session(default=False)
+def screenshots(session: nox.Session) -> None:
+    """Run the demo and retake the report screenshots in docs/img/ (headless Chromium)."""
+    _install(session, "test")
+    session.run("python", "scripts/screenshots.py", *session.posargs)

@@ -28,7 +28,9 @@ from asl_eval._version import __version__
 
 if TYPE_CHECKING:  # the same names, for type checkers and editors
     from asl_eval.analysis import AnalysisResult
+    from asl_eval.audit import audit_leakage, frame_groups, grouped_split
     from asl_eval.cam import explain_images
+    from asl_eval.compare import compare_report_files
     from asl_eval.errors import (
         AslEvalError,
         CamError,
@@ -40,7 +42,15 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
         TrainingError,
         UnsafeModelError,
     )
-    from asl_eval.inference import model_classes, predict_files, predict_folder
+    from asl_eval.findings import find, findings_text
+    from asl_eval.inference import (
+        ENGINES,
+        PredictionCache,
+        make_engine,
+        model_classes,
+        predict_files,
+        predict_folder,
+    )
     from asl_eval.inputs import discover_images, load_rgb
     from asl_eval.labels import LabelOptions, label_files, preview_labels
     from asl_eval.metrics import (
@@ -105,6 +115,9 @@ _API: dict[str, str] = {
     "predict_folder": "asl_eval.inference",
     "predict_files": "asl_eval.inference",
     "model_classes": "asl_eval.inference",
+    "ENGINES": "asl_eval.inference",
+    "make_engine": "asl_eval.inference",
+    "PredictionCache": "asl_eval.inference",
     "Predictions": "asl_eval.predictions",
     "Ledger": "asl_eval.predictions",
     # metrics
@@ -139,6 +152,15 @@ _API: dict[str, str] = {
     "plot_reliability_diagram": "asl_eval.plots",
     # Grad-CAM
     "explain_images": "asl_eval.cam",
+    # the data audit
+    "audit_leakage": "asl_eval.audit",
+    "frame_groups": "asl_eval.audit",
+    "grouped_split": "asl_eval.audit",
+    # findings
+    "find": "asl_eval.findings",
+    "findings_text": "asl_eval.findings",
+    # comparing two models
+    "compare_report_files": "asl_eval.compare",
     # analyses and the report
     "AnalysisResult": "asl_eval.analysis",
     "EvaluationSet": "asl_eval.report",
@@ -161,6 +183,7 @@ _API: dict[str, str] = {
 
 __all__ = [
     "DEFAULT_N_RESAMPLES",
+    "ENGINES",
     "AnalysisResult",
     "AslEvalError",
     "CamError",
@@ -173,6 +196,7 @@ __all__ = [
     "MetricError",
     "ModelInfo",
     "ModelLoadError",
+    "PredictionCache",
     "Predictions",
     "ReportError",
     "Sharing",
@@ -182,11 +206,13 @@ __all__ = [
     "__version__",
     "accuracy_score",
     "accuracy_with_interval",
+    "audit_leakage",
     "balanced_accuracy_score",
     "bootstrap_interval",
     "brier_score",
     "build_context",
     "classification_table",
+    "compare_report_files",
     "confusion_matrix",
     "discover_images",
     "domain_comparison",
@@ -194,12 +220,17 @@ __all__ = [
     "expected_calibration_error",
     "explain_images",
     "export_safe",
+    "find",
+    "findings_text",
+    "frame_groups",
+    "grouped_split",
     "holm_adjust",
     "label_files",
     "load_learner_file",
     "load_rgb",
     "log_loss",
     "macro_f1_score",
+    "make_engine",
     "mcnemar_test",
     "model_classes",
     "most_confused",

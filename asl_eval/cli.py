@@ -24,11 +24,14 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 
 from asl_eval._version import __version__
+from asl_eval.audit.command import audit_command
+from asl_eval.compare.command import compare_command
 from asl_eval.errors import AslEvalError, printable
 
 if TYPE_CHECKING:
     from asl_eval.labels import LabelOptions
     from asl_eval.pipeline import CamOptions
+    from asl_eval.progress import Progress
     from asl_eval.training import TrainResult
 
 __all__ = ["app", "main"]
@@ -169,6 +172,13 @@ LearningRate = Annotated[str, typer.Option(help="Learning rate, or 'find' to use
 BatchSize = Annotated[int, typer.Option(min=1)]
 ValidPct = Annotated[float, typer.Option(min=0.01, max=0.9)]
 Seed = Annotated[int, typer.Option()]
+Split = Annotated[
+    str,
+    typer.Option(
+        help="Validation split: random (the tutorial's) or grouped (near-identical frames kept "
+        "on one side, so the validation score is honest; docs/audit.md).",
+    ),
+]
 Pretrained = Annotated[
     bool, typer.Option("--pretrained/--no-pretrained", help="Start from ImageNet weights.")
 ]
@@ -195,6 +205,23 @@ TrainLabelsFrom = Annotated[
     ),
 ]
 TrainStrict = Annotated[bool, typer.Option(help="Fail when a file gets no label.")]
+ShowProgress = Annotated[
+    bool | None,
+    typer.Option(
+        "--progress/--quiet",
+        help="Progress bars on stderr (default: only when stderr is a terminal).",
+        show_default=False,
+    ),
+]
+
+
+def _with_progress(requested: bool | None, job: Callable[[Progress], T]) -> T:
+    """Run ``job`` with progress bars on stderr (or None), closing them before it returns;
+    an AslEvalError becomes a message and exit code 1."""
+    from asl_eval.console import progress_bars, progress_enabled
+
+    with progress_bars(progress_enabled(requested)) as progress:
+        return _call(lambda: job(progress))
 
 
 @app.command()
@@ -211,6 +238,7 @@ def train(
     batch_size: BatchSize = 64,
     valid_pct: ValidPct = 0.2,
     seed: Seed = 42,
+    split: Split = "random",
     pretrained: Pretrained = True,
     augment: Augment = True,
     num_workers: NumWorkers = 0,
@@ -222,6 +250,7 @@ def train(
     label_map: LabelMap = None,
     strict: TrainStrict = False,
     follow_links: FollowLinks = False,
+    progress: ShowProgress = None,
 ) -> None:
     """Train with the fastai ASL tutorial's recipe and export the learner.
 
@@ -243,13 +272,17 @@ def train(
         batch_size=batch_size,
         valid_pct=valid_pct,
         seed=seed,
+        split=_split_kind(split),  # type: ignore[arg-type]
         pretrained=pretrained,
         augment=augment,
         num_workers=num_workers,
         safe_copy=safe_copy,
         check_images=check_images,
     )
-    result = _call(lambda: train_model(data_dir, out, config, label_options=label_options))
+    result = _with_progress(
+        progress,
+        lambda bars: train_model(data_dir, out, config, label_options=label_options, progress=bars),
+    )
     _echo_training(result)
 
 
@@ -352,6 +385,72 @@ RedactPaths = Annotated[
 Images = Annotated[
     bool, typer.Option(help="Thumbnails and Grad-CAM heatmaps in the HTML (or --no-images).")
 ]
+EngineName = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        help="What runs the model: fastai (default), onnx or onnx-int8 (docs/engines.md).",
+    ),
+]
+UseCache = Annotated[
+    bool,
+    typer.Option(
+        "--cache/--no-cache",
+        help="Reuse and keep predictions in the predictions cache (docs/inference.md).",
+    ),
+]
+CacheDir = Annotated[
+    Path | None,
+    typer.Option(
+        help="The predictions cache folder (default: $ASL_EVAL_CACHE_DIR, else "
+        "$XDG_CACHE_HOME/asl-eval or ~/.cache/asl-eval).",
+        show_default=False,
+    ),
+]
+ChunkSize = Annotated[
+    int, typer.Option(min=1, help="Images decoded, predicted and cached together.")
+]
+
+
+Bf16 = Annotated[
+    bool,
+    typer.Option(
+        "--bf16",
+        help="fastai engine: bfloat16 autocast (faster on some CPUs; changes the numbers).",
+    ),
+]
+ChannelsLast = Annotated[
+    bool,
+    typer.Option(
+        "--channels-last",
+        help="fastai engine: channels-last memory format (faster on some CPUs; changes the "
+        "numbers in the last digits).",
+    ),
+]
+Audit = Annotated[
+    bool,
+    typer.Option(
+        "--audit/--no-audit",
+        help="Add the leakage section: near-duplicates of training images in every set "
+        "(the training folder is --in-domain, else the one the training record names).",
+    ),
+]
+
+
+def _split_kind(value: str) -> str:
+    if value not in ("random", "grouped"):
+        raise typer.BadParameter(f"expected random or grouped, got {value!r}", param_hint="--split")
+    return value
+
+
+def _engine_name(value: str) -> str:
+    from asl_eval.inference import ENGINES
+
+    if value not in ENGINES:
+        raise typer.BadParameter(
+            f"expected one of {', '.join(ENGINES)}, got {value!r}", param_hint="--engine"
+        )
+    return value
 
 
 @app.command()
@@ -379,8 +478,23 @@ def report(
     follow_links: FollowLinks = False,
     redact_paths: RedactPaths = False,
     images: Images = True,
+    engine: EngineName = "fastai",
+    cache: UseCache = True,
+    cache_dir: CacheDir = None,
+    chunk_size: ChunkSize = 512,
+    progress: ShowProgress = None,
+    audit: Audit = False,
+    bf16: Bf16 = False,
+    channels_last: ChannelsLast = False,
 ) -> None:
-    """Evaluate MODEL on test folders and write an HTML + JSON report."""
+    """Evaluate MODEL on test folders and write an HTML + JSON report.
+
+    Predictions are cached by the model's, the engine's and each image's content hash, so a
+    second report on the same model and images re-renders without predicting again, and an
+    interrupted run resumes where it stopped (--no-cache to predict everything).
+    """
+    from dataclasses import replace
+
     from asl_eval.pipeline import ReportRequest, name_sets, run_report
 
     label_options = _call(
@@ -401,11 +515,27 @@ def report(
         cam=_cam_options(cam, cam_method, cam_layer, cam_classes, cam_set, cam_k, cam_images),
         redact_paths=redact_paths,
         images=images,
+        engine=_engine_name(engine),
+        use_cache=cache,
+        cache_dir=cache_dir,
+        chunk_size=chunk_size,
+        audit=audit,
+        engine_options={
+            key: True for key, on in (("bf16", bf16), ("channels_last", channels_last)) if on
+        },
     )
-    files = _call(lambda: run_report(request))
+    files = _with_progress(progress, lambda bars: run_report(replace(request, progress=bars)))
     _echo("report", files.html)
     _echo("numbers", files.json)
     _echo("predictions", files.predictions_csv)
+    _echo_findings(files.findings)
+
+
+def _echo_findings(text: str) -> None:
+    """The report's top findings (already made printable by the findings stage)."""
+    if text:
+        typer.echo("findings:")
+        typer.echo(text)
 
 
 @app.command()
@@ -476,13 +606,28 @@ def demo(
         Path | None,
         typer.Option(help="Where to put the generated data and model (default: a temp folder)."),
     ] = None,
+    engine: EngineName = "fastai",
+    progress: ShowProgress = None,
 ) -> None:
     """Generate stand-in ASL data, train a small model offline, and write its report."""
     from asl_eval.demo import run_demo
 
-    files = _call(lambda: run_demo(out=out, work_dir=work_dir, echo=typer.echo))
+    name = _engine_name(engine)
+    files = _with_progress(
+        progress,
+        lambda bars: run_demo(
+            out=out, work_dir=work_dir, echo=typer.echo, engine=name, progress=bars
+        ),
+    )
     _echo("report", files.html)
     _echo("open it in a browser", files.html.resolve().as_uri())
+    _echo_findings(files.findings)
+
+
+# Commands whose adapters live with their stage (each module imports only Typer and
+# asl_eval.errors at the top, so `asl-eval --help` stays free of torch).
+app.command("audit")(audit_command)
+app.command("compare")(compare_command)
 
 
 def main() -> None:

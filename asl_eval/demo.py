@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from asl_eval.progress import Progress
     from asl_eval.report import ReportFiles
 
 __all__ = ["run_demo"]
@@ -34,8 +35,15 @@ def run_demo(
     out: str | Path = "reports",
     work_dir: str | Path | None = None,
     echo: Callable[[str], object] = lambda message: None,
+    engine: str = "fastai",
+    progress: Progress = None,
 ) -> ReportFiles:
-    """Generate data, train, report; returns the report's files (``<out>/demo.html`` ...)."""
+    """Generate data, train, report; returns the report's files (``<out>/demo.html`` ...).
+
+    ``engine`` runs the model for the report; ``progress`` receives the training epochs and the
+    report's steps (:mod:`asl_eval.progress`). The model is new each time, so the predictions
+    cache is not used.
+    """
     from asl_eval.demo_data import make_demo_dataset
     from asl_eval.pipeline import CamOptions, ReportRequest, run_report
     from asl_eval.training import TrainConfig, train_model
@@ -59,7 +67,7 @@ def run_demo(
             pretrained=False,
             show_progress=False,
         )
-        result = train_model(data.train, work / "model" / "demo.pkl", config)
+        result = train_model(data.train, work / "model" / "demo.pkl", config, progress=progress)
         echo(f"validation accuracy {result.valid_accuracy:.3f}; evaluating the test folders ...")
         request = ReportRequest(
             model=result.model_path,
@@ -73,5 +81,8 @@ def run_demo(
             title="asl-eval demo: generated ASL glyphs",
             # the automatic Grad-CAM layer steps back to a 4x4 map at 64 px (0.6)
             cam=CamOptions(),
+            engine=engine,
+            use_cache=False,
+            progress=progress,
         )
         return run_report(request)

@@ -26,6 +26,7 @@ Layer: below :mod:`asl_eval.labels` and everything that reads images. Imports nu
 
 from __future__ import annotations
 
+import io
 import logging
 import struct
 import warnings
@@ -54,9 +55,11 @@ __all__ = [
     "UNSUPPORTED_MODE",
     "ZERO_BYTE",
     "Discovery",
+    "decode_rgb",
     "discover_images",
     "has_image_extension",
     "load_rgb",
+    "read_image_bytes",
 ]
 
 logger = logging.getLogger(__name__)
@@ -337,44 +340,77 @@ def load_rgb(
         truncated, corrupt, too large or in an unsupported pixel format.
     """
     path = Path(path)
-    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
-    _check_not_empty(path)
+    return decode_rgb(
+        read_image_bytes(path), path=path, background=background, max_pixels=max_pixels
+    )
+
+
+def read_image_bytes(path: str | Path) -> bytes:
+    """The bytes of an image file, read once (to hash them and to decode them).
+
+    Raises
+    ------
+    UnreadableImage
+        ``"broken symbolic link"`` or ``"unreadable file"`` when the file cannot be read,
+        ``"zero-byte file"`` when it is empty.
+    """
+    path = Path(path)
     try:
-        return _decode(path, background, limit)
+        data = path.read_bytes()
+    except OSError as error:
+        reason = BROKEN_LINK if path.is_symlink() and not path.exists() else UNREADABLE_FILE
+        raise UnreadableImage(path, reason, str(error)) from None
+    if not data:
+        raise UnreadableImage(path, ZERO_BYTE)
+    return data
+
+
+def decode_rgb(
+    data: bytes,
+    *,
+    path: str | Path,
+    background: tuple[int, int, int] = DEFAULT_BACKGROUND,
+    max_pixels: int | None = None,
+) -> Image.Image:
+    """Decode an image file's bytes to 8-bit RGB, by the same rules as :func:`load_rgb`.
+
+    ``path`` only names the file in an :class:`UnreadableImage`; nothing is read from it.
+
+    >>> import io
+    >>> buffer = io.BytesIO()
+    >>> Image.new("LA", (2, 1), (0, 0)).save(buffer, format="PNG")
+    >>> decode_rgb(buffer.getvalue(), path="clear.png").getpixel((0, 0))
+    (255, 255, 255)
+    """
+    path = Path(path)
+    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    if not data:
+        raise UnreadableImage(path, ZERO_BYTE)
+    try:
+        return _decode(io.BytesIO(data), path, background, limit)
     except UnreadableImage:
         raise
     except Image.DecompressionBombError as error:
         raise UnreadableImage(path, TOO_LARGE, str(error)) from None
     except Image.UnidentifiedImageError:
         raise UnreadableImage(path, NOT_AN_IMAGE, "Pillow recognises no image format") from None
-    except PermissionError as error:
-        raise UnreadableImage(path, UNREADABLE_FILE, str(error)) from None
     except _DECODE_ERRORS as error:
         detail = f"{type(error).__name__}: {error}"
         reason = TRUNCATED if "truncated" in str(error).lower() else CORRUPT
         raise UnreadableImage(path, reason, detail) from None
 
 
-def _check_not_empty(path: Path) -> None:
-    """A file that cannot be stat-ed or has no bytes is excluded before Pillow sees it."""
-    try:
-        size = path.stat().st_size
-    except OSError as error:
-        reason = BROKEN_LINK if path.is_symlink() else UNREADABLE_FILE
-        raise UnreadableImage(path, reason, str(error)) from None
-    if size == 0:
-        raise UnreadableImage(path, ZERO_BYTE)
-
-
-def _decode(path: Path, background: tuple[int, int, int], limit: int | None) -> Image.Image:
+def _decode(
+    source: io.BytesIO, path: Path, background: tuple[int, int, int], limit: int | None
+) -> Image.Image:
     """Open, check the size from the header, decode and convert to RGB.
 
-    Pillow's own exceptions propagate; :func:`load_rgb` turns them into exclusions.
+    Pillow's own exceptions propagate; :func:`decode_rgb` turns them into exclusions.
     """
     with warnings.catch_warnings():
         # The size is checked below against `limit`; Pillow's own warning would be noise.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        with Image.open(path) as image:
+        with Image.open(source) as image:
             width, height = image.size
             if limit is not None and width * height > limit:
                 raise UnreadableImage(path, TOO_LARGE, f"{width}x{height} pixels, limit {limit}")

@@ -20,11 +20,14 @@ from typing import TYPE_CHECKING
 from asl_eval.errors import AslEvalError, InputError, LabelError, ReportError
 from asl_eval.labels import LabelOptions
 from asl_eval.predictions import Predictions
+from asl_eval.progress import Progress
 
 if TYPE_CHECKING:
     from fastai.learner import Learner
+    from PIL import Image
 
     from asl_eval.analysis import AnalysisResult
+    from asl_eval.inference import LazyModel, PredictionCache
     from asl_eval.report import EvaluationSet, ReportFiles
 
 __all__ = ["CamOptions", "ReportRequest", "name_sets", "run_report"]
@@ -54,6 +57,16 @@ class ReportRequest:
     file name (no folder). Symbolic links out of a folder are followed only with
     ``label_options.follow_links``. ``redact_paths`` and ``images`` say what the report leaves
     out to be shared (:class:`asl_eval.report.sharing.Sharing`).
+
+    ``engine`` names the engine (:data:`asl_eval.inference.ENGINES`) and ``engine_options``
+    are its options (``bf16``, ``channels_last``; see docs/engines.md). With ``use_cache``,
+    predictions are looked up in and added to the predictions cache under ``cache_dir``
+    (default :func:`asl_eval.inference.default_cache_dir`), and the model is loaded only if an
+    image must be predicted or Grad-CAM is on. ``chunk_size`` images are decoded, predicted and
+    cached together. ``progress`` receives progress events (see :mod:`asl_eval.progress`).
+    With ``audit``, the leakage section measures near-duplicates of training images in the
+    in-domain and test sets (:func:`asl_eval.audit.audit_leakage`); the training folder is
+    ``in_domain``, else the one the training record names.
     """
 
     model: Path
@@ -69,6 +82,13 @@ class ReportRequest:
     cam: CamOptions | None = field(default_factory=CamOptions)
     redact_paths: bool = False
     images: bool = True
+    audit: bool = False
+    engine: str = "fastai"
+    engine_options: Mapping[str, object] = field(default_factory=dict)
+    use_cache: bool = True
+    cache_dir: Path | None = None
+    chunk_size: int = 512
+    progress: Progress = None
 
 
 def name_sets(
@@ -107,9 +127,11 @@ def _training_config(record: Mapping[str, object]) -> Mapping[str, object]:
 
 
 def _in_domain_predictions(
-    learner: Learner, request: ReportRequest, record: Mapping[str, object]
+    model: LazyModel,
+    request: ReportRequest,
+    record: Mapping[str, object],
+    cache: PredictionCache | None,
 ) -> Predictions | None:
-    from asl_eval.inference import model_classes
     from asl_eval.training import (
         predict_validation_split,
         recorded_label_options,
@@ -136,21 +158,25 @@ def _in_domain_predictions(
                 "saved validation predictions."
             ) from error
         return predict_validation_split(
-            learner,
+            model,
             request.in_domain,
             valid_pct=float(str(config.get("valid_pct", 0.2))),
             seed=int(str(config.get("seed", 42))),
             check_images=bool(config.get("check_images", True)),
             label_options=label_options,
             expected_files=int(str(expected)) if expected is not None else None,
+            split=str(config.get("split", "random")),
             batch_size=request.batch_size,
+            chunk_size=request.chunk_size,
+            cache=cache,
+            progress=request.progress,
         )
     saved = valid_predictions_path(request.model)
     if not saved.is_file():
         logger.warning("no saved validation predictions at %s; report has no in-domain set", saved)
         return None
     predictions = Predictions.load(saved)
-    if predictions.classes != model_classes(learner):
+    if predictions.classes != model.classes:
         raise ReportError(
             f"{saved} was saved for other classes than the model's; delete it or pass "
             "--in-domain TRAINING_DIR to re-create the validation split."
@@ -159,7 +185,10 @@ def _in_domain_predictions(
 
 
 def _cam_section(
-    learner: Learner, sets: Sequence[EvaluationSet], options: CamOptions
+    learner: Learner,
+    sets: Sequence[EvaluationSet],
+    options: CamOptions,
+    progress: Progress = None,
 ) -> AnalysisResult | None:
     """Grad-CAM for the failing classes of one test set (by default the largest)."""
     from asl_eval.cam import build_cam_section
@@ -188,6 +217,7 @@ def _cam_section(
             n_per_class=options.n_per_class,
             method=options.method,  # type: ignore[arg-type]
             layer=options.layer,
+            progress=progress,
         )
     except AslEvalError as error:
         raise ReportError(f"Grad-CAM section: {error} (pass --no-cam to skip it)") from error
@@ -208,59 +238,196 @@ def _check_request(request: ReportRequest) -> str:
     return report_name
 
 
-def run_report(request: ReportRequest) -> ReportFiles:
-    """Load the model, predict every set, build and write the report."""
-    from asl_eval.inference import model_classes, predict_folder
-    from asl_eval.report import (
-        EvaluationSet,
-        ModelInfo,
-        build_context,
-        runtime_versions,
-        write_report,
-    )
-    from asl_eval.report.sharing import Sharing
-    from asl_eval.training import read_training_record
-    from asl_eval.trust import input_size, load_learner_file
+def _open_model(request: ReportRequest, record: Mapping[str, object]) -> LazyModel:
+    """The model file behind an engine, with the predictions cache unless ``--no-cache``; it
+    is loaded now when nothing is cached for it (so a bad model file fails before any work)."""
+    from asl_eval.inference import LazyModel, PredictionCache, default_cache_dir
 
-    report_name = _check_request(request)
-    learner = load_learner_file(request.model, trust_model=request.trust_model)
+    cache = None
+    if request.use_cache:
+        try:
+            cache = PredictionCache(request.cache_dir or default_cache_dir(), request.model)
+        except OSError:  # a missing or unreadable model file: loading it says what is wrong
+            cache = None
+    arch = _training_config(record).get("arch")
+    model = LazyModel(
+        request.model,
+        engine=request.engine,
+        batch_size=request.batch_size,
+        trust_model=request.trust_model,
+        cache=cache,
+        arch=str(arch) if arch else None,
+        engine_options=request.engine_options,
+        calibration=lambda: _calibration_images(request),
+    )
+    model.describe()  # from the cache's model record, or by loading the model
+    return model
+
+
+def _predict_sets(
+    model: LazyModel, request: ReportRequest, record: Mapping[str, object]
+) -> list[EvaluationSet]:
+    """The in-domain set (when there is one), then each test set, predicted."""
+    from asl_eval.inference import predict_folder
+    from asl_eval.report import EvaluationSet
+
     sets: list[EvaluationSet] = []
-    record = read_training_record(request.model) or {}
-    in_domain = _in_domain_predictions(learner, request, record)
+    in_domain = _in_domain_predictions(model, request, record, model.cache)
     if in_domain is not None:
         sets.append(EvaluationSet(in_domain, role="in-domain"))
     for name, folder in request.test_sets:
         predictions = predict_folder(
-            learner,
+            model,
             folder,
             name=name,
             label_options=request.label_options,
             batch_size=request.batch_size,
+            chunk_size=request.chunk_size,
+            cache=model.cache,
+            progress=request.progress,
         )
         sets.append(EvaluationSet(predictions, role="test"))
-    arch = str(_training_config(record).get("arch") or type(learner.model).__name__)
-    size = input_size(learner)
-    model = ModelInfo.describe(
+    return sets
+
+
+N_CALIBRATION = 100
+"""In-domain images ``onnx-int8`` calibrates on (evenly spaced through the list)."""
+N_AGREEMENT = 32
+"""Images an ONNX engine is checked against the fastai engine on, every run."""
+
+
+def _calibration_images(request: ReportRequest) -> list[Image.Image]:
+    """In-domain images for ``onnx-int8``: the saved validation split's files, else the
+    ``--in-domain`` training folder's."""
+    from asl_eval.inputs import discover_images
+    from asl_eval.training import valid_predictions_path
+
+    saved = valid_predictions_path(request.model)
+    paths: list[str] = []
+    if saved.is_file():
+        paths = [p for p in Predictions.load(saved).paths if Path(p).is_file()]
+    if not paths and request.in_domain is not None:
+        paths = [str(p) for p in discover_images(request.in_domain).images]
+    if not paths:
+        raise InputError(
+            "--engine onnx-int8 calibrates on in-domain images: keep the validation "
+            f"predictions {saved.name} beside the model (asl-eval train writes them, and the "
+            "images must still be there), or pass --in-domain TRAINING_DIR."
+        )
+    return _decoded(paths[:: max(1, len(paths) // N_CALIBRATION)][:N_CALIBRATION])
+
+
+def _decoded(paths: Sequence[str]) -> list[Image.Image]:
+    from asl_eval.errors import UnreadableImage
+    from asl_eval.inputs import load_rgb
+
+    images = []
+    for path in paths:
+        try:
+            images.append(load_rgb(path))
+        except UnreadableImage:
+            continue
+    return images
+
+
+def _engine_info(model: LazyModel, sets: Sequence[EvaluationSet]) -> dict[str, object]:
+    """The report's ``model.engine``: the engine's name and options, and for the ONNX engines
+    their agreement with the fastai engine, checked in this run (on the first images it
+    predicted, or, when every prediction came from the cache, on the first
+    :data:`N_AGREEMENT` images of the sets)."""
+    info: dict[str, object] = {"engine": model.name, **model.describe()}
+    if model.name == "fastai":
+        return info
+    engine = model.engine
+    agreement = getattr(engine, "agreement", None)
+    if agreement is None:
+        paths = [p for e in sets for p in e.predictions.paths if Path(p).is_file()]
+        sample = _decoded(paths[:N_AGREEMENT])
+        verify = getattr(engine, "verify", None)
+        if sample and verify is not None:
+            agreement = verify(sample)
+    if agreement is not None:
+        info["agreement"] = {
+            "n_checked": int(agreement.n_checked),
+            "max_abs_diff": float(agreement.max_abs_diff),
+            "top1_agreement": float(agreement.top1_agreement),
+        }
+    return info
+
+
+def _audit_section(
+    request: ReportRequest, record: Mapping[str, object], sets: Sequence[EvaluationSet]
+) -> AnalysisResult:
+    """The leakage section: the in-domain set (or the first test set) against the training
+    folder, the other sets with ``against``."""
+    from asl_eval.audit import audit_leakage
+
+    train = request.in_domain or record.get("data_dir")
+    if not train or not Path(str(train)).is_dir():
+        raise InputError(
+            "--audit needs the training folder: pass --in-domain TRAINING_DIR (the training "
+            "record beside the model names none that exists here)."
+        )
+    if not sets:
+        raise InputError("--audit needs at least one evaluated set.")
+    first, *others = [e.predictions for e in sets]
+    try:
+        return audit_leakage(Path(str(train)), first, against=others, progress=request.progress)
+    except AslEvalError as error:
+        raise ReportError(f"Leakage audit: {error}") from error
+
+
+def _findings(
+    sets: Sequence[EvaluationSet], sections: Mapping[str, AnalysisResult]
+) -> AnalysisResult:
+    from asl_eval.findings import FindingsSet, find
+
+    return find([FindingsSet(e.predictions, e.role) for e in sets], sections=sections)
+
+
+def run_report(request: ReportRequest) -> ReportFiles:
+    """Predict every set (from the cache where it can), build and write the report.
+
+    The files returned carry the top findings in words for the terminal
+    (:attr:`asl_eval.report.ReportFiles.findings`).
+    """
+    from asl_eval.findings import findings_text
+    from asl_eval.report import ModelInfo, build_context, runtime_versions, write_report
+    from asl_eval.report.sharing import Sharing
+    from asl_eval.training import read_training_record
+
+    report_name = _check_request(request)
+    record = read_training_record(request.model) or {}
+    model = _open_model(request, record)
+    sets = _predict_sets(model, request, record)
+    size = model.input_size
+    model_info = ModelInfo.describe(
         request.model,
-        arch=arch,
-        classes=model_classes(learner),
+        arch=model.arch,
+        classes=model.classes,
         input_size=f"{size[0]}×{size[1]}" if size else "unknown",
         versions=runtime_versions(),
+        engine=_engine_info(model, sets),
     )
+    logger.info("engine %s: %s (model loaded: %s)", model.name, model.describe(), model.loaded)
     sections: dict[str, AnalysisResult] = {}
+    if request.audit:
+        sections["leakage"] = _audit_section(request, record, sets)
     if request.cam is not None:
-        cam_section = _cam_section(learner, sets, request.cam)
+        cam_section = _cam_section(model.learner, sets, request.cam, request.progress)
         if cam_section is not None:
             sections["cam"] = cam_section
+    sections["findings"] = _findings(sets, sections)
     context = build_context(
         sets,
-        model=model,
+        model=model_info,
         command=_recorded_command(request),
         title=request.title,
         sections=sections,
         sharing=Sharing(redact_paths=request.redact_paths, images=request.images),
     )
-    return write_report(context, request.out, name=report_name)
+    files = write_report(context, request.out, name=report_name)
+    return replace(files, findings=findings_text(sections["findings"]))
 
 
 def _recorded_command(request: ReportRequest) -> str:

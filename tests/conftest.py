@@ -26,6 +26,19 @@ def shared_asl_data() -> Path:
     return SHARED_ASL
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Reports cache predictions by default: the tests' cache lives in a temporary folder, never
+    in the user's ``~/.cache/asl-eval``. Subprocesses inherit it through the environment."""
+    previous = os.environ.get("ASL_EVAL_CACHE_DIR")
+    os.environ["ASL_EVAL_CACHE_DIR"] = str(tmp_path_factory.mktemp("asl-eval-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("ASL_EVAL_CACHE_DIR", None)
+    else:
+        os.environ["ASL_EVAL_CACHE_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """The demo's three folders, small: 29 classes x 12 training frames, 3 OOD images each."""

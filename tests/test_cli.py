@@ -20,6 +20,20 @@ from asl_eval.predictions import Predictions
 runner = CliRunner()
 
 
+@pytest.fixture(autouse=True)
+def _own_cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reports cache their predictions in the test's folder, not the user's cache."""
+    monkeypatch.setenv("ASL_EVAL_CACHE_DIR", str(tmp_path / "prediction-cache"))
+
+
+def test_unknown_engine_is_a_usage_error(tiny_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = runner.invoke(
+        app, ["report", str(tiny_model.path), str(tmp_path), "--engine", "warp-drive"]
+    )
+    assert result.exit_code == 2
+    assert "--engine" in result.output and "fastai" in result.output
+
+
 def test_version() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0

@@ -145,3 +145,14 @@ def test_the_report_names_the_engine_and_warns_on_low_agreement(tmp_path: Path) 
     files = write_report(context, tmp_path / "out", name="r2")
     html = files.html.read_text(encoding="utf-8")
     assert "top-1 agreement 100.0%" in html and "below 99%" not in html
+
+
+def test_the_saved_validation_split_carries_hashes(tiny_model) -> None:  # type: ignore[no-untyped-def]
+    """Training saves the validation predictions with hashes relative to the training folder,
+    so ``compare`` can tell whether two models were validated on the same images."""
+    saved = Predictions.load(tiny_model.valid_predictions)
+    root = Path(tiny_model.data.train)
+    assert saved.n_images and len(saved.sha256) == saved.n_images
+    for path, relpath, digest in zip(saved.paths, saved.relpaths, saved.sha256, strict=True):
+        assert (root / relpath).resolve() == Path(path).resolve()
+        assert hashlib.sha256(Path(path).read_bytes()).hexdigest() == digest

@@ -434,7 +434,7 @@ def test_validation_inflated_by_near_duplicates() -> None:
     assert finding.effect == pytest.approx(row["accuracy"] - row["leak_adjusted_accuracy"])
     assert finding.effect_low == pytest.approx(row["accuracy"] - row["leak_adjusted_accuracy_high"])
     assert finding.score == pytest.approx(200 * finding.effect_low)
-    assert finding.evidence.anchor == "leakage-audit"
+    assert finding.evidence.anchor == "leakage"
     assert finding.sentence.startswith("valid accuracy is inflated by near-duplicates")
     honest = leakage_result(near=120, correct_near=100, correct_clean=67)
     assert by_check(run((valid, "in-domain"), sections={"leakage": honest}), "leakage") == []

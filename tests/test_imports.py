@@ -44,3 +44,27 @@ def test_cli_help_does_not_import_fastai() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert result.stdout.strip() == "False False"
+
+
+def test_the_command_line_loads_no_numerical_library_before_a_command_runs() -> None:
+    """``asl-eval --help`` and every command's registration stay light: the stage packages
+    whose commands the CLI registers (audit, compare) load their names on first use."""
+    code = (
+        "import sys\n"
+        "import asl_eval.cli\n"
+        "heavy = ('numpy', 'pandas', 'scipy', 'PIL', 'imagehash', 'torch', 'fastai')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_lazy_stage_packages_serve_every_public_name() -> None:
+    import asl_eval.audit
+    import asl_eval.compare
+
+    for package in (asl_eval.audit, asl_eval.compare):
+        for name in package.__all__:
+            assert getattr(package, name) is not None, (package.__name__, name)

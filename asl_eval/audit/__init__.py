@@ -24,21 +24,53 @@ checks, slices and domain differences are not here yet.
 
 from __future__ import annotations
 
-from asl_eval.audit.groups import (
-    DEFAULT_FRAME_GAP,
-    DEFAULT_GROUP_DISTANCE,
-    UnionFind,
-    frame_groups,
-    frame_number,
-)
-from asl_eval.audit.hashes import HashTable, hash_files, hash_folder, image_hashes
-from asl_eval.audit.intervals import ClusteredAccuracy, clustered_accuracy
-from asl_eval.audit.leakage import audit_leakage, set_summary
-from asl_eval.audit.matching import match_near_duplicates
-from asl_eval.audit.neighbours import Nearest, exact_matches, hamming, nearest_neighbours
-from asl_eval.audit.records import leakage_record
-from asl_eval.audit.splits import grouped_split, random_split
-from asl_eval.audit.thresholds import Calibration, ThresholdRule, calibrate_thresholds
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from asl_eval.audit.groups import (
+        DEFAULT_FRAME_GAP,
+        DEFAULT_GROUP_DISTANCE,
+        UnionFind,
+        frame_groups,
+        frame_number,
+    )
+    from asl_eval.audit.hashes import HashTable, hash_files, hash_folder, image_hashes
+    from asl_eval.audit.intervals import ClusteredAccuracy, clustered_accuracy
+    from asl_eval.audit.leakage import audit_leakage, set_summary
+    from asl_eval.audit.matching import match_near_duplicates
+    from asl_eval.audit.neighbours import Nearest, exact_matches, hamming, nearest_neighbours
+    from asl_eval.audit.records import leakage_record
+    from asl_eval.audit.splits import grouped_split, random_split
+    from asl_eval.audit.thresholds import Calibration, ThresholdRule, calibrate_thresholds
+
+# The names load on first use (PEP 562), so `asl-eval --help`, which registers the audit
+# command, does not import numpy, pandas and imagehash.
+_API = {
+    "Calibration": "asl_eval.audit.thresholds",
+    "ClusteredAccuracy": "asl_eval.audit.intervals",
+    "DEFAULT_FRAME_GAP": "asl_eval.audit.groups",
+    "DEFAULT_GROUP_DISTANCE": "asl_eval.audit.groups",
+    "HashTable": "asl_eval.audit.hashes",
+    "Nearest": "asl_eval.audit.neighbours",
+    "ThresholdRule": "asl_eval.audit.thresholds",
+    "UnionFind": "asl_eval.audit.groups",
+    "audit_leakage": "asl_eval.audit.leakage",
+    "calibrate_thresholds": "asl_eval.audit.thresholds",
+    "clustered_accuracy": "asl_eval.audit.intervals",
+    "exact_matches": "asl_eval.audit.neighbours",
+    "frame_groups": "asl_eval.audit.groups",
+    "frame_number": "asl_eval.audit.groups",
+    "grouped_split": "asl_eval.audit.splits",
+    "hamming": "asl_eval.audit.neighbours",
+    "hash_files": "asl_eval.audit.hashes",
+    "hash_folder": "asl_eval.audit.hashes",
+    "image_hashes": "asl_eval.audit.hashes",
+    "leakage_record": "asl_eval.audit.records",
+    "match_near_duplicates": "asl_eval.audit.matching",
+    "nearest_neighbours": "asl_eval.audit.neighbours",
+    "random_split": "asl_eval.audit.splits",
+    "set_summary": "asl_eval.audit.leakage",
+}
 
 __all__ = [
     "DEFAULT_FRAME_GAP",
@@ -66,3 +98,18 @@ __all__ = [
     "random_split",
     "set_summary",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

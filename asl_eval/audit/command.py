@@ -17,18 +17,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 
-from asl_eval.analysis import AnalysisResult
-from asl_eval.audit.hashes import hash_folder
-from asl_eval.audit.leakage import audit_leakage
-from asl_eval.audit.records import info_table, leakage_record
-from asl_eval.audit.splits import random_split
-from asl_eval.audit.thresholds import ThresholdRule
 from asl_eval.errors import AslEvalError, printable
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from asl_eval.analysis import AnalysisResult
 
 __all__ = ["audit_command", "render_summary", "run_audit"]
 
@@ -45,6 +43,11 @@ def run_audit(
 ) -> AnalysisResult:
     """Hash ``train_dir``, re-create training's random validation split and audit it (and the
     ``against`` folders) for near-duplicates of the training part."""
+    from asl_eval.audit.hashes import hash_folder
+    from asl_eval.audit.leakage import audit_leakage
+    from asl_eval.audit.splits import random_split
+    from asl_eval.audit.thresholds import ThresholdRule
+
     table = hash_folder(train_dir, name="train")
     train_index, valid_index = random_split(len(table), valid_pct=valid_pct, seed=seed)
     return audit_leakage(
@@ -57,6 +60,8 @@ def run_audit(
 
 
 def _set_line(row: pd.Series) -> str:
+    import pandas as pd
+
     share = row["near_duplicate_share"]
     percent = f"{share:.1%}" if pd.notna(share) else "–"
     return (
@@ -67,6 +72,8 @@ def _set_line(row: pd.Series) -> str:
 
 def render_summary(result: AnalysisResult) -> str:
     """The audit as a few lines of text for the terminal (names made printable)."""
+    from asl_eval.audit.records import info_table
+
     summary = result.summary_record()
     sets = info_table(result, "sets")
     lines = [f"training images: {summary['n_train']}"]
@@ -116,6 +123,8 @@ def audit_command(
 ) -> None:
     """Find validation and test images that are near-duplicates of training images (perceptual
     hashes; no model needed)."""
+    from asl_eval.audit.records import leakage_record
+
     if not 0.0 < valid_pct < 1.0:
         raise typer.BadParameter(
             f"must be between 0 and 1, got {valid_pct:g}", param_hint="--valid-pct"

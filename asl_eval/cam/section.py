@@ -25,7 +25,8 @@ row per mean heatmap: ``class``, ``set``, ``role`` (``"in_domain"`` or ``"out_of
 (DataFrame ``path``, ``reason``: images that could not be read again).
 
 Imports numpy, pandas, :mod:`asl_eval.analysis`, :mod:`asl_eval.predictions`,
-:mod:`asl_eval.inputs`, :mod:`asl_eval.inference`, :mod:`asl_eval.errors` and the other cam
+:mod:`asl_eval.inputs`, :mod:`asl_eval.inference`, :mod:`asl_eval.errors`,
+:mod:`asl_eval.progress` and the other cam
 modules; never :mod:`asl_eval.report` (which sits above this stage).
 """
 
@@ -55,6 +56,7 @@ from asl_eval.cam.selection import CamSelection, select_cam_images, spread
 from asl_eval.errors import CamError, LabelError, first_few
 from asl_eval.inference import model_classes
 from asl_eval.predictions import Predictions
+from asl_eval.progress import Progress, notify
 
 if TYPE_CHECKING:
     from fastai.learner import Learner
@@ -174,6 +176,7 @@ def _explain_sets(
     learner: Learner,
     sets: Mapping[str, Predictions],
     plan: _Plan,
+    progress: Progress = None,
 ) -> tuple[dict[str, ExplainedRows], int, list[tuple[str, str]]]:
     """Every set's heatmaps (the OOD set: galleries, top losses and mean rows), the number of
     prediction mismatches, and the images that could not be read again."""
@@ -183,10 +186,15 @@ def _explain_sets(
     skipped: list[tuple[str, str]] = []
     explained: dict[str, ExplainedRows] = {}
     mismatches = 0
+    planned: dict[str, list[int]] = {}
     for set_name, by_class in plan.mean_rows.items():
         rows = [r for rs in by_class.values() for r in rs]
         if set_name == plan.ood_set:
             rows = [*gallery_rows, *selection.top_losses, *rows]
+        planned[set_name] = rows
+    total, done = sum(len(rows) for rows in planned.values()), 0
+    notify(progress, "cam", plan.ood_set, done, total)
+    for set_name, rows in planned.items():
         explained[set_name], n_wrong = explain_rows(
             learner,
             sets[set_name],
@@ -199,6 +207,8 @@ def _explain_sets(
             skipped=skipped,
         )
         mismatches += n_wrong
+        done += len(rows)
+        notify(progress, "cam", plan.ood_set, done, total)
     return explained, mismatches, list(dict.fromkeys(skipped))
 
 
@@ -373,6 +383,7 @@ def build_cam_section(
     faithfulness: Faithfulness = "road",
     thumbnail_size: int = 160,
     batch_size: int = 32,
+    progress: Progress = None,
 ) -> AnalysisResult:
     """Explain the failing classes of an out-of-domain set, for the report.
 
@@ -402,6 +413,8 @@ def build_cam_section(
         Longer side in pixels of the PNGs.
     batch_size
         Images per forward pass.
+    progress
+        Called as images are explained (step ``"cam"``, named after ``ood_set``).
 
     Returns
     -------
@@ -431,7 +444,7 @@ def build_cam_section(
         faithfulness=faithfulness,
         batch_size=batch_size,
     )
-    explained, mismatches, skipped = _explain_sets(learner, sets, plan)
+    explained, mismatches, skipped = _explain_sets(learner, sets, plan, progress)
     if mismatches:
         warnings.warn(
             f"{mismatches} explained image(s) are now predicted differently than in the stored "

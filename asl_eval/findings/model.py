@@ -70,7 +70,7 @@ class Evidence:
     ----------
     anchor
         The report section's HTML id without ``#`` (``"per-class"``, ``"confusion"``,
-        ``"calibration"``, ``"cam"``, ``"leakage-audit"``, ...).
+        ``"calibration"``, ``"cam"``, ``"leakage"``, ...).
     set_name
         The evaluation set the numbers come from ("" when the finding spans sets).
     classes

@@ -74,6 +74,8 @@ class Alignment:
         """Why this alignment cannot be used: labels that match several classes ignoring case,
         and different labels merged into one class without an explicit ``--label-map`` entry.
 
+        Examples
+        --------
         >>> [p.split(";")[0] for p in align_unchecked(["del"], ["Del", "DEL"], {}).problems()]
         ["label 'del' matches 2 classes ignoring case (Del, DEL)"]
         """

@@ -153,7 +153,7 @@ def _share(
         )
         roots = [root for e in sets if (root := set_root(e.predictions))]
         sets = tuple(replace(e, predictions=redact_predictions(e.predictions)) for e in sets)
-        sections = {key: redact_analysis(result, shown) for key, result in sections.items()}
+        sections = {key: redact_analysis(result, shown, roots) for key, result in sections.items()}
         model = replace(model, path=PurePath(model.path).name)
         command = redact_command(command, roots)
     if not sharing.images:

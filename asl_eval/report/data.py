@@ -102,9 +102,14 @@ class ModelInfo:
 
     @property
     def engine_options(self) -> list[tuple[str, str]]:
-        """The engine's options other than its name and agreement, as text pairs."""
+        """The engine's simple options (not its name, agreement or nested descriptions such as
+        the preprocessing, which the JSON keeps), as text pairs."""
         skip = {"engine", "agreement"}
-        return [(str(k), str(v)) for k, v in sorted(self.engine.items()) if k not in skip]
+        return [
+            (str(k), str(v))
+            for k, v in sorted(self.engine.items())
+            if k not in skip and not isinstance(v, Mapping | list | tuple)
+        ]
 
     @property
     def short_sha256(self) -> str:

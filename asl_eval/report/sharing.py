@@ -22,7 +22,7 @@ import os
 import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, is_dataclass, replace
 from pathlib import Path, PurePath
 
 import pandas as pd
@@ -181,17 +181,54 @@ def _map_frame(frame: pd.DataFrame, shown: Mapping[str, Mapping[str, str]]) -> p
     return frame
 
 
+def _redact_value(value: object, roots: Sequence[str]) -> object:
+    """``value`` with :func:`redact_text` applied to every string in it (lists, tuples, dicts,
+    tables and dataclasses such as a finding and its evidence included); bytes and numbers as
+    they are."""
+    if isinstance(value, str):
+        return redact_text(value, roots)
+    if isinstance(value, pd.DataFrame):
+        frame = value.copy()
+        for column in frame.columns:
+            if frame[column].dtype == object:
+                frame[column] = pd.Series(
+                    [_redact_value(v, roots) for v in frame[column]],
+                    index=frame.index,
+                    dtype=object,
+                )
+        return frame
+    if isinstance(value, Mapping):
+        return {k: _redact_value(v, roots) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_redact_value(v, roots) for v in value)
+    if is_dataclass(value) and not isinstance(value, type):
+        changed = {
+            f.name: _redact_value(getattr(value, f.name), roots) for f in fields(value) if f.init
+        }
+        return replace(value, **changed)
+    return value
+
+
 def redact_analysis(
-    result: AnalysisResult, shown: Mapping[str, Mapping[str, str]]
+    result: AnalysisResult, shown: Mapping[str, Mapping[str, str]], roots: Sequence[str] = ()
 ) -> AnalysisResult:
     """``result`` with the ``path`` column of its items and of every table in its info
     replaced as ``shown`` (set name -> :func:`display_paths`) says: by the row's ``set`` where
-    the table has that column, else by any set; a path no set has, by its file name."""
+    the table has that column, else by any set; a path no set has, by its file name. Any other
+    text in it (other path columns, sentences, nested records) goes through
+    :func:`redact_text`: each of ``roots`` by its own name, any other absolute path by its
+    last component."""
     info = {
         key: _map_frame(value, shown) if isinstance(value, pd.DataFrame) else value
         for key, value in result.info.items()
     }
-    return replace(result, items=_map_frame(result.items, shown), info=info)
+    redacted = replace(result, items=_map_frame(result.items, shown), info=info)
+    return replace(
+        redacted,
+        items=_redact_value(redacted.items, roots),  # type: ignore[arg-type]
+        summary=_redact_value(redacted.summary, roots),  # type: ignore[arg-type]
+        info=_redact_value(dict(redacted.info), roots),  # type: ignore[arg-type]
+    )
 
 
 def _without_bytes(frame: pd.DataFrame) -> pd.DataFrame:

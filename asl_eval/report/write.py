@@ -42,11 +42,13 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ReportFiles:
-    """Where one report went."""
+    """Where one report went; ``findings`` is what it found, in a few lines for a terminal
+    (empty unless the pipeline ran the findings stage)."""
 
     html: Path
     json: Path
     predictions_csv: Path
+    findings: str = ""
 
 
 def _unique_sibling(path: Path, suffix: str, make: Callable[[Path], object]) -> Path:

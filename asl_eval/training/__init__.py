@@ -14,7 +14,13 @@ functions; importing this package imports fasttransform (for :class:`LabelLookup
 
 from __future__ import annotations
 
-from asl_eval.training.data import TrainingItems, make_dataloaders, training_items
+from asl_eval.training.data import (
+    SPLITS,
+    TrainingItems,
+    make_dataloaders,
+    split_indices,
+    training_items,
+)
 from asl_eval.training.label_lookup import LabelLookup
 from asl_eval.training.recipe import (
     TrainConfig,
@@ -34,6 +40,7 @@ from asl_eval.training.record import (
 from asl_eval.training.split import predict_validation_split, split_items, validation_items
 
 __all__ = [
+    "SPLITS",
     "LabelLookup",
     "TrainConfig",
     "TrainResult",
@@ -44,6 +51,7 @@ __all__ = [
     "read_training_record",
     "recorded_label_options",
     "resolve_arch",
+    "split_indices",
     "split_items",
     "train_model",
     "training_items",

@@ -13,7 +13,7 @@ Imports :mod:`asl_eval.errors`, :mod:`asl_eval.inputs`, :mod:`asl_eval.labels`,
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from asl_eval.training.recipe import TrainConfig
 
-__all__ = ["TrainingItems", "make_dataloaders", "training_items"]
+__all__ = ["SPLITS", "TrainingItems", "make_dataloaders", "split_indices", "training_items"]
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +127,45 @@ def _check_enough(
         )
 
 
+SPLITS = ("random", "grouped")
+"""The validation splits training offers: fastai's seeded ``RandomSplitter`` (the tutorial's),
+or ``grouped``, which keeps each group of near-identical frames on one side
+(:func:`asl_eval.audit.frame_groups`, :func:`asl_eval.audit.grouped_split`)."""
+
+
+def split_indices(
+    items: Sequence[tuple[Path, str]], *, valid_pct: float, seed: int, kind: str = "random"
+) -> tuple[list[int], list[int]]:
+    """``(train_index, valid_index)`` of ``items`` (``(file, label)`` pairs in training order)
+    for the split ``kind`` (one of :data:`SPLITS`).
+
+    ``random`` is fastai's ``RandomSplitter(valid_pct, seed)``. ``grouped`` joins frames whose
+    numbers are close or whose perceptual hashes are near (the audit's frame groups, with its
+    default ``G`` and ``D``) and puts each group wholly on one side, stratified by class, so
+    the validation score is not inflated by near-copies of training frames.
+    """
+    if kind == "random":
+        from fastai.vision.all import RandomSplitter
+
+        train, valid = RandomSplitter(valid_pct=valid_pct, seed=seed)(list(items))
+        return [int(i) for i in train], [int(i) for i in valid]
+    if kind != "grouped":
+        raise TrainingError(f"unknown split {kind!r}; choose one of {', '.join(SPLITS)}")
+    from asl_eval.audit import frame_groups, grouped_split, hash_files
+
+    paths = [str(path) for path, _ in items]
+    labels = [label for _, label in items]
+    table = hash_files(paths, labels=labels)
+    if len(table.paths) != len(paths):
+        raise TrainingError(
+            f"{len(paths) - len(table.paths)} training images could not be hashed for the "
+            "grouped split; train with --check-images to set unreadable files aside first."
+        )
+    groups = frame_groups(paths, labels=labels, phash=table.phash)
+    train, valid = grouped_split(paths, labels, groups, valid_pct=valid_pct, seed=seed)
+    return [int(i) for i in train], [int(i) for i in valid]
+
+
 def make_dataloaders(found: TrainingItems, config: TrainConfig) -> DataLoaders:
     """The tutorial's DataBlock (seeded random split, ``Resize``, ``aug_transforms``) over the
     labelled training files.
@@ -142,6 +181,7 @@ def make_dataloaders(found: TrainingItems, config: TrainConfig) -> DataLoaders:
         CategoryBlock,
         DataBlock,
         ImageBlock,
+        IndexSplitter,
         RandomSplitter,
         Resize,
         aug_transforms,
@@ -165,7 +205,15 @@ def make_dataloaders(found: TrainingItems, config: TrainConfig) -> DataLoaders:
     block = DataBlock(
         blocks=(ImageBlock, CategoryBlock),
         get_y=get_y,
-        splitter=RandomSplitter(valid_pct=config.valid_pct, seed=config.seed),
+        splitter=(
+            RandomSplitter(valid_pct=config.valid_pct, seed=config.seed)
+            if config.split == "random"
+            else IndexSplitter(
+                split_indices(
+                    found.items, valid_pct=config.valid_pct, seed=config.seed, kind="grouped"
+                )[1]
+            )
+        ),
         item_tfms=Resize(config.image_size),
         batch_tfms=aug_transforms() if config.augment else None,
     )

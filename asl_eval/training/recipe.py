@@ -9,9 +9,9 @@ resnet18, ``CrossEntropyLossFlat``, Adam, metrics error rate and accuracy, then
 predictions and the training record (:mod:`asl_eval.training.record`).
 
 Imports :mod:`asl_eval.errors`, :mod:`asl_eval.inference`, :mod:`asl_eval.labels`,
-:mod:`asl_eval.metrics`, :mod:`asl_eval.predictions`, :mod:`asl_eval.trust` (for
-``--safe-copy``) and the other ``asl_eval.training`` modules; fastai, torch and torchvision
-inside functions.
+:mod:`asl_eval.metrics`, :mod:`asl_eval.predictions`, :mod:`asl_eval.progress`,
+:mod:`asl_eval.trust` (for ``--safe-copy``) and the other ``asl_eval.training`` modules;
+fastai, torch and torchvision inside functions.
 """
 
 from __future__ import annotations
@@ -19,15 +19,17 @@ from __future__ import annotations
 import logging
 import tempfile
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from asl_eval.errors import TrainingError
+from asl_eval.hashing import file_sha256
 from asl_eval.inference import model_classes
 from asl_eval.labels import LabelOptions
 from asl_eval.metrics import accuracy_score
 from asl_eval.predictions import Predictions
+from asl_eval.progress import Progress, notify
 from asl_eval.training.data import make_dataloaders, training_items
 from asl_eval.training.record import (
     training_record_path,
@@ -62,6 +64,7 @@ class TrainConfig:
     batch_size: int = 64
     valid_pct: float = 0.2
     seed: int = 42
+    split: Literal["random", "grouped"] = "random"
     pretrained: bool = True
     augment: bool = True
     num_workers: int = 0
@@ -144,8 +147,11 @@ def make_learner(dls: DataLoaders, config: TrainConfig) -> Learner:
         ) from error
 
 
-def validation_predictions(learner: Learner, *, name: str = "valid") -> Predictions:
-    """The validation split's predictions as a :class:`Predictions` table."""
+def validation_predictions(
+    learner: Learner, *, name: str = "valid", split: str = "random"
+) -> Predictions:
+    """The validation split's predictions as a :class:`Predictions` table (its source names
+    the ``split`` kind)."""
     probabilities, targets = learner.get_preds(dl=learner.dls.valid)
     return Predictions(
         classes=model_classes(learner),
@@ -153,8 +159,27 @@ def validation_predictions(learner: Learner, *, name: str = "valid") -> Predicti
         y_true=targets.numpy(),
         y_proba=probabilities.numpy(),
         name=name,
-        source="validation split",
+        source=f"{split} validation split",
     )
+
+
+def _with_content_hashes(predictions: Predictions, root: str | Path) -> Predictions:
+    """``predictions`` with each file's SHA-256 and its path relative to ``root`` (the
+    training folder), so a later ``compare`` can tell whether two models were validated on
+    the same images. Unchanged, with a log line, when a file lies outside ``root``."""
+    base = Path(root)
+    relpaths = []
+    for path in map(Path, predictions.paths):
+        try:
+            relpaths.append(path.relative_to(base).as_posix())
+        except ValueError:
+            try:
+                relpaths.append(path.resolve().relative_to(base.resolve()).as_posix())
+            except ValueError:
+                logger.info("%s is outside %s: validation predictions keep no hashes", path, base)
+                return predictions
+    hashes = tuple(file_sha256(p) for p in predictions.paths)
+    return replace(predictions, sha256=hashes, relpaths=tuple(relpaths))
 
 
 def _find_lr(learner: Learner) -> float:
@@ -170,8 +195,30 @@ def _find_lr(learner: Learner) -> float:
             learner.path = path
 
 
-def _fit(learner: Learner, config: TrainConfig) -> tuple[float, Predictions]:
+def _epoch_callback(progress: Progress, total: int) -> object:
+    """A fastai callback that reports each finished epoch to ``progress`` (step ``"train"``)."""
+    from fastai.callback.core import Callback
+
+    class EpochProgress(Callback):
+        order = 100
+
+        def __init__(self) -> None:
+            self.done = 0
+
+        def after_epoch(self) -> None:
+            self.done += 1
+            notify(progress, "train", "epochs", min(self.done, total), total)
+
+    return EpochProgress()
+
+
+def _fit(
+    learner: Learner, config: TrainConfig, progress: Progress = None
+) -> tuple[float, Predictions]:
     """Train ``learner`` by the recipe; the learning rate used and the validation predictions."""
+    freeze_epochs = 1  # fine_tune's default
+    total = config.epochs + (freeze_epochs if config.pretrained else 0)
+    callbacks = [_epoch_callback(progress, total)] if progress is not None else []
     with ExitStack() as quiet:
         if not config.show_progress:
             quiet.enter_context(learner.no_bar())
@@ -182,10 +229,10 @@ def _fit(learner: Learner, config: TrainConfig) -> tuple[float, Predictions]:
         else:
             lr = float(config.lr)
         if config.pretrained:
-            learner.fine_tune(config.epochs, base_lr=lr)
+            learner.fine_tune(config.epochs, base_lr=lr, freeze_epochs=freeze_epochs, cbs=callbacks)
         else:
-            learner.fit_one_cycle(config.epochs, lr_max=lr)
-        return lr, validation_predictions(learner)
+            learner.fit_one_cycle(config.epochs, lr_max=lr, cbs=callbacks)
+        return lr, validation_predictions(learner, split=config.split)
 
 
 def _forget_training_labels(learner: Learner) -> None:
@@ -205,6 +252,7 @@ def train_model(
     config: TrainConfig | None = None,
     *,
     label_options: LabelOptions | None = None,
+    progress: Progress = None,
 ) -> TrainResult:
     """Train on ``data_dir``, export the learner to ``out`` and save the validation split's
     predictions next to it (see :func:`asl_eval.training.record.valid_predictions_path`).
@@ -213,13 +261,15 @@ def train_model(
     parent folder name); there is no model yet, so labels are kept as read, after any
     ``label_map``, and become the model's classes. Files without a label, like unreadable
     ones, are set aside and listed in the training record (``strict`` makes them an error).
+    ``progress`` is called after each epoch (step ``"train"``, name ``"epochs"``).
     """
     config = config or TrainConfig()
     label_options = label_options or LabelOptions(source="folder")
     out = Path(out).resolve()
     found = training_items(data_dir, check_images=config.check_images, label_options=label_options)
     learner = make_learner(make_dataloaders(found, config), config)
-    lr, predictions = _fit(learner, config)
+    lr, predictions = _fit(learner, config, progress)
+    predictions = _with_content_hashes(predictions, data_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     _forget_training_labels(learner)
     learner.export(out)

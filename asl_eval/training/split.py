@@ -14,28 +14,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from asl_eval.errors import AslEvalError, InputError, first_few
 from asl_eval.inference import model_classes, predict_files
 from asl_eval.labels import LabelOptions
-from asl_eval.training.data import training_items
+from asl_eval.training.data import split_indices, training_items
 
 if TYPE_CHECKING:
     from fastai.learner import Learner
 
+    from asl_eval.inference import Engine, PredictionCache
     from asl_eval.predictions import Predictions
+    from asl_eval.progress import Progress
 
 __all__ = ["predict_validation_split", "split_items", "validation_items"]
 
-T = TypeVar("T")
 
-
-def split_items(items: Sequence[T], *, valid_pct: float, seed: int) -> tuple[list[T], list[T]]:
-    """The recipe's ``RandomSplitter(valid_pct, seed)`` applied to ``items``."""
-    from fastai.vision.all import RandomSplitter
-
-    train_index, valid_index = RandomSplitter(valid_pct=valid_pct, seed=seed)(list(items))
+def split_items(
+    items: Sequence[tuple[Path, str]], *, valid_pct: float, seed: int, kind: str = "random"
+) -> tuple[list[tuple[Path, str]], list[tuple[Path, str]]]:
+    """The recipe's split of ``items`` (:func:`asl_eval.training.data.split_indices`):
+    fastai's ``RandomSplitter(valid_pct, seed)``, or the ``grouped`` split."""
+    train_index, valid_index = split_indices(items, valid_pct=valid_pct, seed=seed, kind=kind)
     return [items[i] for i in train_index], [items[i] for i in valid_index]
 
 
@@ -46,6 +47,7 @@ def validation_items(
     seed: int,
     check_images: bool = True,
     label_options: LabelOptions | None = None,
+    split: str = "random",
 ) -> list[tuple[Path, str]]:
     """The ``(file, label)`` pairs that the recipe's split puts in validation.
 
@@ -55,11 +57,11 @@ def validation_items(
     :func:`asl_eval.training.record.recorded_label_options` reads training's options back).
     """
     found = training_items(data_dir, check_images=check_images, label_options=label_options)
-    return split_items(found.items, valid_pct=valid_pct, seed=seed)[1]
+    return split_items(found.items, valid_pct=valid_pct, seed=seed, kind=split)[1]
 
 
 def predict_validation_split(
-    learner: Learner,
+    model: Learner | Engine,
     data_dir: str | Path,
     *,
     valid_pct: float,
@@ -67,16 +69,22 @@ def predict_validation_split(
     check_images: bool = True,
     label_options: LabelOptions | None = None,
     expected_files: int | None = None,
+    split: str = "random",
     name: str = "valid",
     batch_size: int = 64,
+    chunk_size: int = 512,
+    cache: PredictionCache | None = None,
+    progress: Progress = None,
 ) -> Predictions:
     """Re-create the training recipe's validation split of ``data_dir`` and predict it.
 
-    ``valid_pct``, ``seed``, ``check_images`` and ``label_options`` must be the ones training
-    used (the training record has them; see
+    ``valid_pct``, ``seed``, ``split`` (``random`` or ``grouped``), ``check_images`` and
+    ``label_options`` must be the ones training used (the training record has them; see
     :func:`asl_eval.training.record.recorded_label_options`), or the split differs and
-    training images leak into it. ``expected_files`` (the record's validation size) is checked
-    before anything is predicted.
+    training images leak into it. ``expected_files`` (the record's validation size) is
+    checked before anything is predicted. ``model``, ``batch_size``, ``chunk_size``, ``cache`` and
+    ``progress`` are :func:`asl_eval.inference.predict_files`'; relative paths are relative to
+    ``data_dir``.
     """
     data_dir = Path(data_dir)
     try:
@@ -86,6 +94,7 @@ def predict_validation_split(
             seed=seed,
             check_images=check_images,
             label_options=label_options,
+            split=split,
         )
     except AslEvalError as error:
         raise InputError(
@@ -93,18 +102,22 @@ def predict_validation_split(
             f"options in the training record: {error} Leave out --in-domain to use the saved "
             "validation predictions."
         ) from error
-    _check_same_split(learner, data_dir, items, expected_files)
+    _check_same_split(model, data_dir, items, expected_files)
     return predict_files(
-        learner,
+        model,
         items,
         name=name,
-        source=f"validation split of {data_dir}",
+        source=f"{split} validation split of {data_dir}",
+        root=data_dir,
         batch_size=batch_size,
+        chunk_size=chunk_size,
+        cache=cache,
+        progress=progress,
     )
 
 
 def _check_same_split(
-    learner: Learner,
+    model: Learner | Engine,
     data_dir: Path,
     items: Sequence[tuple[Path, str]],
     expected_files: int | None,
@@ -116,7 +129,7 @@ def _check_same_split(
             f"training used {expected_files}: the folder is not the one the model was trained "
             "on, or it changed since, so the split would mix in training images."
         )
-    classes = set(model_classes(learner))
+    classes = set(model_classes(model))
     unknown = sorted({label for _, label in items if label not in classes})
     if unknown:
         raise InputError(

@@ -39,7 +39,7 @@ __all__ = [
 OUTSIDE_MASS_COLUMN = "outside_mass_pred"
 
 #: The HTML id of the report's leakage-audit section.
-LEAKAGE_ANCHOR = "leakage-audit"
+LEAKAGE_ANCHOR = "leakage"
 
 
 def _explained(result: AnalysisResult, column: str) -> pd.DataFrame:
