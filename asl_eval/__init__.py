@@ -21,9 +21,9 @@ The flow, with each stage's function (see ``docs/api.md``)::
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING
 
+from asl_eval._lazy import lazy_names
 from asl_eval._version import __version__
 
 if TYPE_CHECKING:  # the same names, for type checkers and editors
@@ -254,16 +254,5 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    """Import a public name from its stage on first use, then keep it here."""
-    try:
-        module = _API[name]
-    except KeyError:
-        raise AttributeError(f"module 'asl_eval' has no attribute {name!r}") from None
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_API})
+# Each public name is imported from its stage on first use, then kept here.
+__getattr__, __dir__ = lazy_names(__name__, _API, globals())

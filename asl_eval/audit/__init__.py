@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from asl_eval._lazy import lazy_names
+
 if TYPE_CHECKING:
     from asl_eval.audit.groups import (
         DEFAULT_FRAME_GAP,
@@ -100,16 +102,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    module = _API.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_names(__name__, _API, globals())

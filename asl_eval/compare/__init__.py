@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from asl_eval._lazy import lazy_names
+
 if TYPE_CHECKING:
     from asl_eval.compare.comparison import (
         EXIT_NOT_ENOUGH_EVIDENCE,
@@ -69,16 +71,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    module = _API.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_names(__name__, _API, globals())

@@ -58,6 +58,7 @@ __all__ = [
     "default_cache_dir",
     "model_key",
     "package_versions",
+    "write_atomic",
 ]
 
 logger = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ def canonical_sha256(value: object) -> str:
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename: all or nothing."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -219,7 +220,7 @@ class PredictionCache:
 
     def write_model_record(self, record: ModelRecord) -> None:
         """Store the model record (atomically)."""
-        _write_atomic(self._record_path, json.dumps(record.to_json(), indent=1).encode())
+        write_atomic(self._record_path, json.dumps(record.to_json(), indent=1).encode())
 
     def request_key(self, name: str, options: Mapping[str, object]) -> str:
         """Key of an engine request (name, options, package versions), under which the model
@@ -245,7 +246,7 @@ class PredictionCache:
         key_file = folder / "key.json"
         if not key_file.is_file():
             parts = json.dumps(self._key_parts(description), indent=1, sort_keys=True, default=str)
-            _write_atomic(key_file, parts.encode())
+            write_atomic(key_file, parts.encode())
         return ChunkStore(folder, n_classes, run_key=run_key)
 
 
@@ -341,7 +342,7 @@ class ChunkStore:
         buffer = io.BytesIO()
         np.savez(buffer, sha256=np.array(hashes, dtype="U64"), proba=proba.astype(np.float64))
         data = buffer.getvalue()
-        _write_atomic(self.folder / f"{chunk_id}.npz", data)
+        write_atomic(self.folder / f"{chunk_id}.npz", data)
         manifest = {
             "format": FORMAT,
             "file": f"{chunk_id}.npz",
@@ -349,7 +350,7 @@ class ChunkStore:
             "n_classes": self.n_classes,
             "sha256": list(hashes),
         }
-        _write_atomic(self.folder / f"{chunk_id}.json", json.dumps(manifest).encode())
+        write_atomic(self.folder / f"{chunk_id}.json", json.dumps(manifest).encode())
         return chunk_id
 
 

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from asl_eval.errors import InputError, ModelLoadError
+from asl_eval.inference.cache import write_atomic
 from asl_eval.inference.engines import (
     FastaiEngine,
     activation,
@@ -406,19 +407,8 @@ def read_verified(path: Path) -> bytes | None:
 def write_verified(path: Path, data: bytes, *, key: str) -> None:
     """Write ``data`` to ``path`` and its manifest (SHA-256, key), each atomically."""
     manifest = {"sha256": hashlib.sha256(data).hexdigest(), "key": key, "size": len(data)}
-    _atomic_write(path, data)
-    _atomic_write(_manifest(path), json.dumps(manifest, indent=2).encode())
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomic(path, data)
+    write_atomic(_manifest(path), json.dumps(manifest, indent=2).encode())
 
 
 def export_model(model: torch.nn.Module, sample: np.ndarray, path: Path) -> Path:
