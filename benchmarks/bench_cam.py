@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -26,25 +25,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from _common import cpu_model, markers, write_section
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-START, END = "<!-- bench_cam:start -->", "<!-- bench_cam:end -->"
-HEADER = (
-    "# Benchmarks\n\n"
-    "Speed figures measured by the scripts in `benchmarks/` (`python benchmarks/run_all.py` runs "
-    "them all). Each script rewrites its own section.\n"
-)
-
-
-def cpu_model() -> str:
-    """The CPU's model name from ``/proc/cpuinfo`` (or the platform's processor string)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+START, END = markers("bench_cam")
 
 
 def median_ms(function: Callable[[], object], repeats: int) -> float:
@@ -177,20 +160,6 @@ def render(r: dict[str, float | int | str]) -> str:
     )
 
 
-def write_section(text: str, path: Path = DOCS) -> Path:
-    """Replace this script's section of ``path`` (between the markers), or append it."""
-    current = path.read_text() if path.exists() else HEADER
-    if START in current and END in current:
-        before, rest = current.split(START, 1)
-        after = rest.split(END, 1)[1]
-        updated = before + text + after
-    else:
-        updated = current.rstrip("\n") + "\n\n" + text + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(updated)
-    return path
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=200, help="image size in pixels")
@@ -202,7 +171,7 @@ def main() -> None:
     text = render(result)
     print(text)
     if not args.no_write:
-        print(f"wrote {write_section(text)}")
+        print(f"wrote {write_section(text, 'bench_cam')}")
 
 
 if __name__ == "__main__":

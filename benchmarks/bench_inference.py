@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -38,15 +37,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _common import cpu_model, markers, write_section
+
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = ROOT / "docs" / "benchmarks.md"
 SHARED = Path(os.environ.get("ASL_EVAL_SHARED_DATA", ROOT.parent / "shared" / "data" / "asl"))
-START, END = "<!-- bench_inference:start -->", "<!-- bench_inference:end -->"
-HEADER = (
-    "# Benchmarks\n\n"
-    "Speed figures measured by the scripts in `benchmarks/` (`python benchmarks/run_all.py` runs "
-    "them all). Each script rewrites its own section.\n"
-)
+START, END = markers("bench_inference")
 ENGINE_RUNS = ("fastai", "onnx", "onnx-int8")
 ORDER = (
     "predict_loop",
@@ -69,17 +64,6 @@ LABELS = {
     "get_preds": "tutorial: `learn.get_preds(dl=learn.dls.test_dl(files))`",
     "torch": "plain torch forward on pre-decoded tensors (floor)",
 }
-
-
-def cpu_model() -> str:
-    """The CPU's model name from ``/proc/cpuinfo`` (or the platform's processor string)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def peak_rss_mb() -> float:
@@ -452,18 +436,6 @@ def render_checks(
     return lines
 
 
-def write_section(text: str, path: Path = DOCS) -> Path:
-    """Replace this script's section of ``path`` (between the markers), or append it."""
-    current = path.read_text() if path.exists() else HEADER
-    if START in current and END in current:
-        before, rest = current.split(START, 1)
-        updated = before + text + rest.split(END, 1)[1]
-    else:
-        updated = current.rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(updated)
-    return path
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -501,7 +473,7 @@ def main() -> int:
     text = render(result)
     print(text)
     if not args.no_write:
-        print(f"wrote {write_section(text)}")
+        print(f"wrote {write_section(text, 'bench_inference')}")
     return 0
 
 

@@ -21,21 +21,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import cpu_model, markers, write_section
 from PIL import Image
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-START, END = "<!-- bench_memory:start -->", "<!-- bench_memory:end -->"
+START, END = markers("bench_memory")
 SCRIPT = Path(sys.executable).with_name("asl-eval")
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def train_tiny(work: Path) -> Path:
@@ -137,17 +127,6 @@ def render(r: dict[str, object]) -> str:
     )
 
 
-def write_section(text: str, path: Path = DOCS) -> Path:
-    current = path.read_text() if path.exists() else "# Benchmarks\n"
-    if START in current and END in current:
-        before, rest = current.split(START, 1)
-        updated = before + text + rest.split(END, 1)[1]
-    else:
-        updated = current.rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(updated)
-    return path
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=20_000, help="images in the large run")
@@ -157,7 +136,7 @@ def main() -> None:
     text = render(measure(args.images, args.small))
     print(text)
     if not args.no_write:
-        print(f"wrote {write_section(text)}")
+        print(f"wrote {write_section(text, 'bench_memory')}")
 
 
 if __name__ == "__main__":
