@@ -25,6 +25,55 @@ import typer
 
 from asl_eval._version import __version__
 from asl_eval.audit.command import audit_command
+from asl_eval.cli_options import (
+    CAM_METHODS,
+    Arch,
+    Audit,
+    Augment,
+    BatchSize,
+    Bf16,
+    CacheDir,
+    Cam,
+    CamClasses,
+    CamImages,
+    CamK,
+    CamLayer,
+    CamMethod,
+    CamSet,
+    ChannelsLast,
+    CheckImages,
+    ChunkSize,
+    EngineName,
+    Epochs,
+    FollowLinks,
+    Images,
+    ImageSize,
+    InDomain,
+    LabelMap,
+    LabelRegex,
+    LabelsCsv,
+    LabelsFrom,
+    LearningRate,
+    ModelFile,
+    NamedSets,
+    NumWorkers,
+    Pretrained,
+    RedactPaths,
+    ReportName,
+    ReportOut,
+    SafeCopy,
+    Seed,
+    ShowProgress,
+    Split,
+    Strict,
+    TestDirs,
+    TrainLabelsFrom,
+    TrainOut,
+    TrainStrict,
+    TrustModel,
+    UseCache,
+    ValidPct,
+)
 from asl_eval.compare.command import compare_command
 from asl_eval.errors import AslEvalError, printable
 
@@ -114,31 +163,6 @@ def _parse_lr(value: str) -> float | str:
     return rate
 
 
-LabelsFrom = Annotated[
-    str, typer.Option(help="Where true labels come from: auto, folder, filename or csv.")
-]
-LabelRegex = Annotated[
-    str | None, typer.Option(help="File-name regex with one group (or a group named 'label').")
-]
-LabelsCsv = Annotated[Path | None, typer.Option(help="CSV of path,label (--labels-from csv).")]
-LabelMap = Annotated[
-    list[str] | None,
-    typer.Option(help="Map a label to a class: LABEL=CLASS (repeatable, or comma-separated)."),
-]
-Strict = Annotated[
-    bool,
-    typer.Option(help="Fail when a file is unlabeled or its label is not a class of the model."),
-]
-FollowLinks = Annotated[
-    bool,
-    typer.Option(
-        "--follow-links",
-        help="Follow symbolic links that lead out of the folder (default: record them as "
-        "excluded, 'link outside the folder').",
-    ),
-]
-
-
 def _label_options(
     labels_from: str,
     label_regex: str | None,
@@ -162,57 +186,6 @@ def _label_options(
         strict=strict,
         follow_links=follow_links,
     )
-
-
-TrainOut = Annotated[Path, typer.Option("--out", "-o", help="Where to export the learner.")]
-Arch = Annotated[str, typer.Option(help="torchvision model name, or a timm name.")]
-ImageSize = Annotated[int, typer.Option(min=8, help="Resize(image_size).")]
-Epochs = Annotated[int, typer.Option(min=1)]
-LearningRate = Annotated[str, typer.Option(help="Learning rate, or 'find' to use lr_find.")]
-BatchSize = Annotated[int, typer.Option(min=1)]
-ValidPct = Annotated[float, typer.Option(min=0.01, max=0.9)]
-Seed = Annotated[int, typer.Option()]
-Split = Annotated[
-    str,
-    typer.Option(
-        help="Validation split: random (the tutorial's) or grouped (near-identical frames kept "
-        "on one side, so the validation score is honest; docs/audit.md).",
-    ),
-]
-Pretrained = Annotated[
-    bool, typer.Option("--pretrained/--no-pretrained", help="Start from ImageNet weights.")
-]
-Augment = Annotated[bool, typer.Option("--augment/--no-augment", help="Use aug_transforms().")]
-NumWorkers = Annotated[int, typer.Option(min=0, help="DataLoader workers.")]
-SafeCopy = Annotated[
-    bool,
-    typer.Option(
-        "--safe-copy", help="Also write MODEL.safetensors + MODEL.json (no pickle needed)."
-    ),
-]
-CheckImages = Annotated[
-    bool,
-    typer.Option(
-        "--check-images/--no-check-images",
-        help="Decode every image first and leave out unreadable ones (recorded).",
-    ),
-]
-TrainLabelsFrom = Annotated[
-    str | None,
-    typer.Option(
-        help="Where labels come from: auto, folder, filename or csv "
-        "(default: folder, or the source --label-regex/--labels-csv imply)."
-    ),
-]
-TrainStrict = Annotated[bool, typer.Option(help="Fail when a file gets no label.")]
-ShowProgress = Annotated[
-    bool | None,
-    typer.Option(
-        "--progress/--quiet",
-        help="Progress bars on stderr (default: only when stderr is a terminal).",
-        show_default=False,
-    ),
-]
 
 
 def _with_progress(requested: bool | None, job: Callable[[Progress], T]) -> T:
@@ -307,17 +280,6 @@ def _parse_sets(values: list[str]) -> list[tuple[str, Path]]:
     return parsed
 
 
-TrustModel = Annotated[
-    bool,
-    typer.Option(
-        help="Load a .pkl even if the safety scan refuses it: it may run code (docs/trust.md)."
-    ),
-]
-
-
-CAM_METHODS = ("gradcam", "gradcam++", "hirescam", "eigencam", "scorecam", "finercam")
-
-
 def _cam_options(
     enabled: bool,
     method: str,
@@ -341,100 +303,6 @@ def _cam_options(
     return CamOptions(
         method=method, layer=layer, classes=chosen, set_name=set_name, k=k, n_per_class=n_images
     )
-
-
-ModelFile = Annotated[
-    Path,
-    typer.Argument(
-        help="Exported fastai learner (.pkl), or a .safetensors file with its .json sidecar."
-    ),
-]
-TestDirs = Annotated[
-    list[Path] | None, typer.Argument(help="Test folders, each named after itself.")
-]
-ReportOut = Annotated[
-    Path, typer.Option("--out", "-o", help="Output folder, or an .html file path.")
-]
-ReportName = Annotated[str | None, typer.Option(help="Report file name (default: model's).")]
-NamedSets = Annotated[
-    list[str] | None, typer.Option("--set", help="A named test folder: NAME=DIR (repeatable).")
-]
-InDomain = Annotated[
-    Path | None,
-    typer.Option(help="Training folder: re-create and predict its validation split."),
-]
-Cam = Annotated[
-    bool, typer.Option("--cam/--no-cam", help="Add the Grad-CAM 'why it fails' section.")
-]
-CamMethod = Annotated[
-    str, typer.Option(help="gradcam, gradcam++, hirescam, eigencam, scorecam or finercam.")
-]
-CamLayer = Annotated[
-    str | None, typer.Option(help="Target layer (dotted name); default: found automatically.")
-]
-CamClasses = Annotated[
-    str | None, typer.Option(help="Classes to explain, e.g. T,V,X (default: the worst k).")
-]
-CamSet = Annotated[str | None, typer.Option(help="Test set to explain (default: the largest).")]
-CamK = Annotated[int, typer.Option(min=1, help="How many worst classes to explain.")]
-CamImages = Annotated[int, typer.Option(min=1, help="Images per explained class.")]
-RedactPaths = Annotated[
-    bool,
-    typer.Option(help="Paths relative to each set's folder, the model by its file name."),
-]
-Images = Annotated[
-    bool, typer.Option(help="Thumbnails and Grad-CAM heatmaps in the HTML (or --no-images).")
-]
-EngineName = Annotated[
-    str,
-    typer.Option(
-        "--engine",
-        help="What runs the model: fastai (default), onnx or onnx-int8 (docs/engines.md).",
-    ),
-]
-UseCache = Annotated[
-    bool,
-    typer.Option(
-        "--cache/--no-cache",
-        help="Reuse and keep predictions in the predictions cache (docs/inference.md).",
-    ),
-]
-CacheDir = Annotated[
-    Path | None,
-    typer.Option(
-        help="The predictions cache folder (default: $ASL_EVAL_CACHE_DIR, else "
-        "$XDG_CACHE_HOME/asl-eval or ~/.cache/asl-eval).",
-        show_default=False,
-    ),
-]
-ChunkSize = Annotated[
-    int, typer.Option(min=1, help="Images decoded, predicted and cached together.")
-]
-
-
-Bf16 = Annotated[
-    bool,
-    typer.Option(
-        "--bf16",
-        help="fastai engine: bfloat16 autocast (faster on some CPUs; changes the numbers).",
-    ),
-]
-ChannelsLast = Annotated[
-    bool,
-    typer.Option(
-        "--channels-last",
-        help="fastai engine: channels-last memory format (faster on some CPUs; changes the "
-        "numbers in the last digits).",
-    ),
-]
-Audit = Annotated[
-    bool,
-    typer.Option(
-        "--audit/--no-audit",
-        help="Add the leakage section: near-duplicates of training images in every set "
-        "(the training folder is --in-domain, else the one the training record names).",
-    ),
-]
 
 
 def _split_kind(value: str) -> str:
