@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import shlex
 import sys
 import warnings
@@ -73,6 +72,9 @@ from asl_eval.cli_options import (
     TrustModel,
     UseCache,
     ValidPct,
+    engine_name,
+    parse_lr,
+    split_kind,
 )
 from asl_eval.compare.command import compare_command
 from asl_eval.errors import AslEvalError, printable
@@ -149,18 +151,6 @@ def main_callback(
     handler = logging.StreamHandler()
     handler.setFormatter(_PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
-
-
-def _parse_lr(value: str) -> float | str:
-    if value == "find":
-        return "find"
-    try:
-        rate = float(value)
-    except ValueError:
-        raise typer.BadParameter(f"expected a number or 'find', got {value!r}") from None
-    if not math.isfinite(rate) or rate <= 0:
-        raise typer.BadParameter(f"expected a positive learning rate, got {value!r}")
-    return rate
 
 
 def _label_options(
@@ -241,11 +231,11 @@ def train(
         arch=arch,
         image_size=image_size,
         epochs=epochs,
-        lr=_parse_lr(lr),  # type: ignore[arg-type]
+        lr=parse_lr(lr),  # type: ignore[arg-type]
         batch_size=batch_size,
         valid_pct=valid_pct,
         seed=seed,
-        split=_split_kind(split),  # type: ignore[arg-type]
+        split=split_kind(split),  # type: ignore[arg-type]
         pretrained=pretrained,
         augment=augment,
         num_workers=num_workers,
@@ -303,22 +293,6 @@ def _cam_options(
     return CamOptions(
         method=method, layer=layer, classes=chosen, set_name=set_name, k=k, n_per_class=n_images
     )
-
-
-def _split_kind(value: str) -> str:
-    if value not in ("random", "grouped"):
-        raise typer.BadParameter(f"expected random or grouped, got {value!r}", param_hint="--split")
-    return value
-
-
-def _engine_name(value: str) -> str:
-    from asl_eval.inference import ENGINES
-
-    if value not in ENGINES:
-        raise typer.BadParameter(
-            f"expected one of {', '.join(ENGINES)}, got {value!r}", param_hint="--engine"
-        )
-    return value
 
 
 @app.command()
@@ -383,7 +357,7 @@ def report(
         cam=_cam_options(cam, cam_method, cam_layer, cam_classes, cam_set, cam_k, cam_images),
         redact_paths=redact_paths,
         images=images,
-        engine=_engine_name(engine),
+        engine=engine_name(engine),
         use_cache=cache,
         cache_dir=cache_dir,
         chunk_size=chunk_size,
@@ -480,7 +454,7 @@ def demo(
     """Generate stand-in ASL data, train a small model offline, and write its report."""
     from asl_eval.demo import run_demo
 
-    name = _engine_name(engine)
+    name = engine_name(engine)
     files = _with_progress(
         progress,
         lambda bars: run_demo(

@@ -1,9 +1,12 @@
 """The command line's options: each a Typer ``Annotated`` type, named once and shared by the
-commands that take it (:mod:`asl_eval.cli`). Typer and the standard library only.
+commands that take it (:mod:`asl_eval.cli`), and the checks of option values Typer cannot
+express. Typer and the standard library at import; the stages that define the valid values
+inside the checks.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -57,6 +60,9 @@ __all__ = [
     "TrustModel",
     "UseCache",
     "ValidPct",
+    "engine_name",
+    "parse_lr",
+    "split_kind",
 ]
 
 LabelsFrom = Annotated[
@@ -228,3 +234,38 @@ Audit = Annotated[
         "(the training folder is --in-domain, else the one the training record names).",
     ),
 ]
+
+
+def parse_lr(value: str) -> float | str:
+    """``--lr``: a positive number, or ``find`` for fastai's learning-rate finder."""
+    if value == "find":
+        return "find"
+    try:
+        rate = float(value)
+    except ValueError:
+        raise typer.BadParameter(f"expected a number or 'find', got {value!r}") from None
+    if not math.isfinite(rate) or rate <= 0:
+        raise typer.BadParameter(f"expected a positive learning rate, got {value!r}")
+    return rate
+
+
+def split_kind(value: str) -> str:
+    """``--split``: one of the training splits (:data:`asl_eval.training.data.SPLITS`)."""
+    from asl_eval.training.data import SPLITS
+
+    if value not in SPLITS:
+        raise typer.BadParameter(
+            f"expected one of {', '.join(SPLITS)}, got {value!r}", param_hint="--split"
+        )
+    return value
+
+
+def engine_name(value: str) -> str:
+    """``--engine``: one of :data:`asl_eval.inference.ENGINES`."""
+    from asl_eval.inference import ENGINES
+
+    if value not in ENGINES:
+        raise typer.BadParameter(
+            f"expected one of {', '.join(ENGINES)}, got {value!r}", param_hint="--engine"
+        )
+    return value
