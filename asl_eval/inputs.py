@@ -29,7 +29,6 @@ from __future__ import annotations
 import io
 import logging
 import struct
-import warnings
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -390,7 +389,7 @@ def decode_rgb(
         return _decode(io.BytesIO(data), path, background, limit)
     except UnreadableImage:
         raise
-    except Image.DecompressionBombError as error:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise UnreadableImage(path, TOO_LARGE, str(error)) from None
     except Image.UnidentifiedImageError:
         raise UnreadableImage(path, NOT_AN_IMAGE, "Pillow recognises no image format") from None
@@ -407,15 +406,16 @@ def _decode(
 
     Pillow's own exceptions propagate; :func:`decode_rgb` turns them into exclusions.
     """
-    with warnings.catch_warnings():
-        # The size is checked below against `limit`; Pillow's own warning would be noise.
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        with Image.open(source) as image:
-            width, height = image.size
-            if limit is not None and width * height > limit:
-                raise UnreadableImage(path, TOO_LARGE, f"{width}x{height} pixels, limit {limit}")
-            image.load()
-            try:
-                return _to_rgb(image, background)
-            except ValueError as error:
-                raise UnreadableImage(path, UNSUPPORTED_MODE, str(error)) from None
+    # No warnings.catch_warnings() here to hush Pillow's DecompressionBombWarning: this runs in
+    # the decoding threads, and catch_warnings saves and restores the process-wide filters, so
+    # a thread leaving it undoes filters another thread has set meanwhile (the model loader's).
+    # The size is checked below anyway; where warnings are errors, decode_rgb catches it.
+    with Image.open(source) as image:
+        width, height = image.size
+        if limit is not None and width * height > limit:
+            raise UnreadableImage(path, TOO_LARGE, f"{width}x{height} pixels, limit {limit}")
+        image.load()
+        try:
+            return _to_rgb(image, background)
+        except ValueError as error:
+            raise UnreadableImage(path, UNSUPPORTED_MODE, str(error)) from None
