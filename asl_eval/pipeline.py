@@ -377,14 +377,6 @@ def _audit_section(
         raise ReportError(f"Leakage audit: {error}") from error
 
 
-def _findings(
-    sets: Sequence[EvaluationSet], sections: Mapping[str, AnalysisResult]
-) -> AnalysisResult:
-    from asl_eval.findings import FindingsSet, find
-
-    return find([FindingsSet(e.predictions, e.role) for e in sets], sections=sections)
-
-
 def run_report(request: ReportRequest) -> ReportFiles:
     """Predict every set (from the cache where it can), build and write the report.
 
@@ -417,7 +409,6 @@ def run_report(request: ReportRequest) -> ReportFiles:
         cam_section = _cam_section(model.learner, sets, request.cam, request.progress)
         if cam_section is not None:
             sections["cam"] = cam_section
-    sections["findings"] = _findings(sets, sections)
     context = build_context(
         sets,
         model=model_info,
@@ -425,9 +416,10 @@ def run_report(request: ReportRequest) -> ReportFiles:
         title=request.title,
         sections=sections,
         sharing=Sharing(redact_paths=request.redact_paths, images=request.images),
+        findings=True,
     )
     files = write_report(context, request.out, name=report_name)
-    return replace(files, findings=findings_text(sections["findings"]))
+    return replace(files, findings=findings_text(context.sections["findings"]))
 
 
 def _recorded_command(request: ReportRequest) -> str:

@@ -173,9 +173,14 @@ def build_context(
     n_gallery: int = 24,
     thumb_size: int = 96,
     sharing: Sharing | None = None,
+    findings: bool = False,
 ) -> ReportContext:
     """Evaluate every set, compare each test set with the (first) in-domain set, and build
     every figure, table and optional section the report shows.
+
+    With ``findings``, the findings stage (:func:`asl_eval.findings.find`) reads the sets'
+    evaluations computed here, and the other sections, and its result opens the page as the
+    ``"findings"`` section.
 
     ``sections`` are optional analyses keyed by their name; each needs a section registered
     in :mod:`asl_eval.report.registry`. ``sharing`` says what the report leaves out (paths
@@ -193,6 +198,7 @@ def build_context(
         now=now,
         n_gallery=n_gallery,
         thumb_size=thumb_size,
+        findings=findings,
     )
 
 
@@ -205,6 +211,7 @@ def _context(
     now: datetime | None,
     n_gallery: int,
     thumb_size: int,
+    findings: bool = False,
 ) -> ReportContext:
     """The report's data from inputs already stripped of what it leaves out."""
     evaluation_sets, analyses, model = shared.sets, shared.sections, shared.model
@@ -212,6 +219,14 @@ def _context(
         evaluate_set(e, n_gallery=n_gallery, thumb_size=thumb_size, locate=locate)
         for e, locate in zip(evaluation_sets, shared.locate, strict=True)
     )
+    if findings:
+        from asl_eval.findings import FindingsSet, find
+
+        sets = [
+            FindingsSet(e.predictions, e.role, evaluation=r.evaluation)
+            for e, r in zip(evaluation_sets, results, strict=True)
+        ]
+        analyses = {**analyses, "findings": find(sets, sections=analyses)}
     in_domain = next((e for e in evaluation_sets if e.role == "in-domain"), None)
     comparisons: tuple[Comparison, ...] = ()
     if in_domain is not None:
