@@ -12,7 +12,6 @@ May import: pandas, :mod:`asl_eval.errors`, :mod:`asl_eval.report` (JSON reading
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,36 +171,23 @@ def _sets(document: Mapping[str, object], frame: pd.DataFrame, csv: Path) -> dic
     return sets
 
 
-def _split_kind(record: Mapping[str, object]) -> str:
-    """The split kind a training record names (``"random"`` when it names none)."""
-    config = record.get("config")
-    split = record.get("split")
-    candidates = [
-        split.get("kind") if isinstance(split, Mapping) else split,
-        config.get("split") if isinstance(config, Mapping) else None,
-        config.get("split_kind") if isinstance(config, Mapping) else None,
-    ]
-    found = next((c for c in candidates if isinstance(c, str) and c), None)
-    return found or "random"
-
-
 def split_of(model_path: str | Path, *, near: Path | None = None) -> SplitInfo:
     """The split kind in the training record beside ``model_path`` (or, when that model path
-    is gone or was redacted to a file name, beside the same file name in ``near``)."""
-    from asl_eval.training.record import training_record_path
+    is gone or was redacted to a file name, beside the same file name in ``near``): the
+    record's ``config.split``, ``"random"`` when it names none (the only kind older versions
+    made)."""
+    from asl_eval.training.record import read_training_record, training_record_path
 
-    candidates = [training_record_path(model_path)]
+    models = [Path(model_path)]
     if near is not None:
-        candidates.append(near / training_record_path(Path(model_path).name).name)
-    for path in candidates:
-        if path.is_file():
-            try:
-                record = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            if isinstance(record, Mapping):
-                return SplitInfo(_split_kind(record), str(path))
-    return SplitInfo(None, str(candidates[0]))
+        models.append(near / Path(model_path).name)
+    for model in models:
+        record = read_training_record(model)
+        if record is not None:
+            config = record.get("config")
+            kind = config.get("split") if isinstance(config, Mapping) else None
+            return SplitInfo(str(kind or "random"), str(training_record_path(model)))
+    return SplitInfo(None, str(training_record_path(models[0])))
 
 
 def read_side(
