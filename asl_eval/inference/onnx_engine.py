@@ -28,7 +28,6 @@ import hashlib
 import importlib
 import json
 import logging
-import os
 import re
 import tempfile
 from collections.abc import Sequence
@@ -101,9 +100,12 @@ def require_fast_extra() -> ModuleType:
 
 
 def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/asl-eval/onnx`` (``~/.cache/asl-eval/onnx`` when unset)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "asl-eval" / "onnx"
+    """``onnx/`` under the predictions cache's folder
+    (:func:`asl_eval.inference.cache.default_cache_dir`, which ``$ASL_EVAL_CACHE_DIR``
+    overrides)."""
+    from asl_eval.inference.cache import default_cache_dir as predictions_cache_dir
+
+    return predictions_cache_dir() / "onnx"
 
 
 def state_dict_hash(model: torch.nn.Module) -> str:
