@@ -156,3 +156,12 @@ def test_paired_interval_holds_the_estimate_and_stays_in_range() -> None:
         estimate = (table[2] - table[1]) / n
         assert -1 <= low <= estimate <= high <= 1
     assert np.isnan(paired_difference_interval(0, 0, 0, 0)).all()
+
+
+def test_the_paired_interval_matches_newcombes_published_example() -> None:
+    """Newcombe (1998), Statistics in Medicine 17:2635, Table II, method 10 (hybrid score, no
+    continuity correction): 36 pairs right for both, 12 right only for one, 2 only for the
+    other, 0 for neither -> 0.0569 to 0.3404 for the difference of 10/50."""
+    assert paired_difference_interval(36, 2, 12, 0) == pytest.approx((0.0569, 0.3404), abs=5e-5)
+    low, high = paired_difference_interval(36, 12, 2, 0)
+    assert (low, high) == pytest.approx((-0.3404, -0.0569), abs=5e-5)

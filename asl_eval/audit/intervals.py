@@ -15,7 +15,9 @@ before the Wilson interval (:func:`asl_eval.metrics.wilson_intervals`) is taken:
    of groups whose images always agree;
 4. the interval is Wilson's with ``n = N / deff`` trials and ``p * n`` successes.
 
-With every image its own group this is the plain Wilson interval. A percentile bootstrap over
+With every image its own group the design effect is ``N / (N - 1)`` (the ``G / (G - 1)``
+small-sample factor), so the interval is Wilson's on ``N - 1`` trials: a hair wider than the
+plain Wilson interval. A percentile bootstrap over
 groups would give similar intervals at a few hundred times the cost and with Monte Carlo noise;
 the closed form is exact, cheap and checked against statsmodels in ``tests/test_audit.py``.
 
