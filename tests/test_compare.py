@@ -429,6 +429,14 @@ def test_markdown_renders_hostile_names_as_text(hostile: tuple[Path, Path]) -> N
     assert f"Classes that regressed (not failing the gate: no --fail-on-class): {escaped}" in html
 
 
+@pytest.mark.parametrize("name", ["del-2", "-x", "+ y", "1. z", "12) w", "---", "a.b"])
+def test_markdown_text_reads_as_itself_at_the_start_of_a_line(name: str) -> None:
+    from markdown_it import MarkdownIt
+
+    html = MarkdownIt("commonmark").render(markdown_text(name))
+    assert html == f"<p>{html_module.escape(name, quote=False)}</p>\n"
+
+
 def test_markdown_text_breaks_mentions_and_links() -> None:
     assert "\u200b" in markdown_text("@everyone")
     assert "\u200b" in markdown_text("see https://evil.example")

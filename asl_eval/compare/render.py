@@ -23,7 +23,11 @@ from asl_eval.report.serialize import JsonValue, clean, records
 
 __all__ = ["comparison_json", "markdown_text", "render_json", "render_markdown"]
 
-_SPECIAL = re.compile(r"[\\`*_{}\[\]()<>#+\-.!|&~\"'$=:/@]")
+# Characters markdown or HTML read as syntax anywhere in a line. "-", "+" and "." start a list
+# or a thematic break only at the start of a line (a table cell never starts one), so they are
+# escaped only there: "del-2" stays readable in a terminal.
+_SPECIAL = re.compile(r"[\\`*_{}\[\]()<>#!|&~\"'$=:/@]|^[-+.]")
+_ORDERED_LIST = re.compile(r"^(\d+)\.")
 _ZERO_WIDTH = "\u200b"
 
 
@@ -37,9 +41,12 @@ def markdown_text(value: object) -> str:
 
     >>> markdown_text("<b>|x")
     '&#60;b&#62;&#124;x'
+    >>> markdown_text("del-2"), markdown_text("-1"), markdown_text("1. x")
+    ('del-2', '&#45;1', '1&#46; x')
     """
     text = printable(value)
     text = _SPECIAL.sub(lambda m: f"&#{ord(m.group())};", text)
+    text = _ORDERED_LIST.sub(r"\1&#46;", text)
     return (
         text.replace("&#64;", "&#64;" + _ZERO_WIDTH)
         .replace("&#35;", "&#35;" + _ZERO_WIDTH)
