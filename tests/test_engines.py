@@ -157,6 +157,14 @@ def test_cached_export_is_reused(
     assert np.array_equal(again.predict(images), onnx_engine.predict(images))
 
 
+def test_export_without_keeping_leaves_no_file(tiny_learner, images, onnx_engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "untouched"
+    engine = make_engine(tiny_learner, "onnx", cache_dir=folder, keep_export=False)
+    assert np.array_equal(engine.predict(images), onnx_engine.predict(images))
+    assert not folder.exists()
+    assert engine.onnx_path is None
+
+
 def test_tampered_export_is_refused_and_rebuilt(  # type: ignore[no-untyped-def]
     tiny_learner, images, onnx_engine, onnx_cache, caplog
 ) -> None:

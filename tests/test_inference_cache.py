@@ -274,3 +274,12 @@ def test_decoding_from_bytes_keeps_every_exclusion_reason(tmp_path: Path) -> Non
         decoded = decode_file(path)
         assert decoded.image is None and decoded.error is not None
         assert decoded.error.reason == expected.value.reason
+
+
+def test_onnx_exports_follow_the_cache_choice(tiny_model, cache: PredictionCache) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("onnxruntime")
+    cached = LazyModel(tiny_model.path, engine="onnx", cache=cache)
+    assert cached._make_options()["cache_dir"] == cache.root / "onnx"
+    uncached = LazyModel(tiny_model.path, engine="onnx", cache=None)
+    options = uncached._make_options()
+    assert options["keep_export"] is False and "cache_dir" not in options

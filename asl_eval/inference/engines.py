@@ -317,6 +317,7 @@ def make_engine(
     model_hash: str | None = None,
     calibration_images: Sequence[Image.Image] | None = None,
     check_size: int = 32,
+    keep_export: bool = True,
 ) -> Engine:
     """The engine called ``name`` (one of :data:`ENGINES`) for ``learner``.
 
@@ -342,6 +343,9 @@ def make_engine(
     check_size
         ONNX engines: how many of the first images predicted are checked against the
         ``fastai`` engine.
+    keep_export
+        ONNX engines: keep the exported file in ``cache_dir`` for the next run (default); with
+        False (``report --no-cache``) it is exported into a temporary folder and deleted.
 
     Raises
     ------
@@ -367,5 +371,6 @@ def make_engine(
             model_hash=model_hash,
             calibration_images=calibration_images,
             check_size=check_size,
+            keep_export=keep_export,
         )
     raise InputError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")

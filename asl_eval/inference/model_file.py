@@ -148,6 +148,8 @@ class LazyModel:
             options.setdefault("model_hash", key)
             if self.cache is not None:
                 options.setdefault("cache_dir", self.cache.root / "onnx")
+            else:
+                options.setdefault("keep_export", False)  # --no-cache leaves nothing behind
         if self.name == "onnx-int8" and self.calibration is not None:
             options.setdefault("calibration_images", list(self.calibration()))
         return options

@@ -199,6 +199,7 @@ class OnnxEngine:
         model_hash: str | None = None,
         calibration_images: Sequence[Image.Image] | None = None,
         check_size: int = 32,
+        keep_export: bool = True,
     ) -> None:
         self._ort = require_fast_extra()
         if batch_size < 1 or check_size < 1:
@@ -212,6 +213,7 @@ class OnnxEngine:
         self.check_size = check_size
         self.classes = tuple(str(c) for c in learner.dls.vocab)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.keep_export = keep_export
         self.model_hash = model_hash or state_dict_hash(learner.model)
         self.agreement: Agreement | None = None
         self.onnx_path: Path | None = None
@@ -340,6 +342,10 @@ class OnnxEngine:
 
     def _model_bytes(self, sample: np.ndarray) -> bytes:
         """The verified bytes of the cached export for inputs shaped like ``sample``."""
+        if not self.keep_export:
+            # --no-cache: export into a temporary folder and keep nothing on disk
+            with tempfile.TemporaryDirectory(prefix="asl-eval-export-") as folder:
+                return self._export(sample, Path(folder))
         key = self._cache_key(sample.shape[1:])
         path = self.cache_dir / f"{self.name}-{key[:32]}.onnx"
         self.onnx_path = path
@@ -348,13 +354,17 @@ class OnnxEngine:
             return cached
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.cache_dir, prefix=".export-") as folder:
-            exported = Path(folder) / "model.onnx"
-            export_model(self.learner.model, sample, exported)
-            if self.quantize:
-                exported = quantize_model(exported, self._calibration, Path(folder))
-            data = exported.read_bytes()
+            data = self._export(sample, Path(folder))
         write_verified(path, data, key=key)
         return data
+
+    def _export(self, sample: np.ndarray, folder: Path) -> bytes:
+        """Export (and with ``quantize``, quantize) the model into ``folder``; its bytes."""
+        exported = folder / "model.onnx"
+        export_model(self.learner.model, sample, exported)
+        if self.quantize:
+            exported = quantize_model(exported, self._calibration, folder)
+        return exported.read_bytes()
 
     def _cache_key(self, input_shape: tuple[int, ...]) -> str:
         import torch
