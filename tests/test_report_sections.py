@@ -28,7 +28,7 @@ from asl_eval.report import (
     write_report,
 )
 from asl_eval.report.generic import table_json, table_variables
-from asl_eval.report.registry import registered_sections, unregister_section
+from asl_eval.report.registry import registered_sections, section_spec, unregister_section
 from asl_eval.report.render import render_html
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "asl_eval" / "report" / "templates"
@@ -142,9 +142,13 @@ def test_unknown_or_misnamed_analyses_are_refused(specs, tmp_path: Path) -> None
 
 
 def test_registry_refuses_a_second_spec_and_a_bad_anchor(specs) -> None:  # type: ignore[no-untyped-def]
+    other_module = SectionSpec("zz_check", "t", "zz-check", "table.html.j2", dict, dict)
     with pytest.raises(ReportError, match="already registered for 'zz_check'"):
-        register_section(_spec("zz_check", order=1))
+        register_section(other_module)
     assert register_section(specs[0]) is specs[0]  # the same spec again is fine
+    again = register_section(_spec("zz_check", order=90))  # its module, imported again
+    assert section_spec("zz_check") is again
+    assert register_section(specs[0]) is specs[0]
     with pytest.raises(ReportError, match="wants the HTML id 'ledger', which the page already"):
         register_section(SectionSpec("other", "t", "ledger", "table.html.j2", dict, dict))
     with pytest.raises(ReportError, match="wants the HTML id 'zz-check'"):

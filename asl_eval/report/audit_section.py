@@ -24,7 +24,7 @@ from asl_eval.audit.plots import plot_distance_distribution
 from asl_eval.audit.records import info_table, leakage_record
 from asl_eval.errors import ReportError
 from asl_eval.report.figures import data_uri, draw
-from asl_eval.report.registry import SectionSpec, register_section, registered_sections
+from asl_eval.report.registry import SectionSpec, register_section
 
 __all__ = ["AUDIT_SECTION", "LeakagePairView", "LeakageSetView", "build", "to_json"]
 
@@ -165,7 +165,7 @@ def to_json(result: AnalysisResult) -> dict[str, object]:
 
 
 def _register() -> SectionSpec:
-    """Register the section; importing this module again replaces only its own spec."""
+    """Register the section (importing this module again replaces its own spec)."""
     spec = SectionSpec(
         key="leakage",
         title="Leakage: near-duplicates of training images",
@@ -180,11 +180,7 @@ def _register() -> SectionSpec:
             "to measure how many there are."
         ),
     )
-    own = any(
-        other.key == spec.key and other.build.__module__ == __name__
-        for other in registered_sections()
-    )
-    return register_section(spec, replace=own)
+    return register_section(spec)
 
 
 AUDIT_SECTION = _register()

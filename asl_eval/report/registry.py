@@ -78,15 +78,18 @@ _REGISTRY: dict[str, SectionSpec] = {}
 
 PAGE_ANCHORS = frozenset(
     {"headline", "overview", "per-class", "confusion", "pairs", "calibration", "gallery"}
-    | {"ledger", "about"}
+    | {"ledger", "about", "predicted-classes"}
 )
 """The HTML ids of the page's fixed sections, which no optional section may take."""
 
 
 def register_section(spec: SectionSpec, *, replace: bool = False) -> SectionSpec:
     """Register ``spec`` under its key; a second spec for one key is an error unless
-    ``replace``."""
-    if spec.key in _REGISTRY and not replace and _REGISTRY[spec.key] is not spec:
+    ``replace`` or it comes from the same module (a module imported again, as
+    ``--import-mode=importlib`` and reloads do)."""
+    known = _REGISTRY.get(spec.key)
+    same_module = known is not None and known.build.__module__ == spec.build.__module__
+    if known is not None and not (replace or same_module) and known is not spec:
         raise ReportError(f"A report section is already registered for {spec.key!r}.")
     taken = {other.anchor for other in _REGISTRY.values() if other.key != spec.key}
     if spec.anchor in taken | PAGE_ANCHORS:
