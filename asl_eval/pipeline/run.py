@@ -1,123 +1,32 @@
-"""The report job end to end: model file and folders in, report files out.
+"""The report job end to end: open the model, predict every set (from the cache where it can),
+run the optional analyses, build and write the report.
 
-This is what ``asl-eval report`` and ``asl-eval demo`` call; the CLI only parses arguments.
 Nothing is written until every set has been predicted and the report rendered.
-
-Layer: above :mod:`asl_eval.report`, below :mod:`asl_eval.demo` and :mod:`asl_eval.cli`.
-Imports the stages it runs (:mod:`asl_eval.trust`, :mod:`asl_eval.inference`,
-:mod:`asl_eval.training` for the record next to a model, :mod:`asl_eval.cam`,
-:mod:`asl_eval.report`) inside its functions, so importing it stays light.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from asl_eval.errors import AslEvalError, InputError, LabelError, ReportError
-from asl_eval.labels import LabelOptions
+from asl_eval.errors import InputError, LabelError, ReportError
+from asl_eval.pipeline.request import ReportRequest
+from asl_eval.pipeline.sections import audit_section, cam_section
 from asl_eval.predictions import Predictions
-from asl_eval.progress import Progress
 
 if TYPE_CHECKING:
-    from fastai.learner import Learner
     from PIL import Image
 
     from asl_eval.analysis import AnalysisResult
     from asl_eval.inference import LazyModel, PredictionCache
     from asl_eval.report import EvaluationSet, ReportFiles
 
-__all__ = ["CamOptions", "ReportRequest", "name_sets", "run_report"]
+__all__ = ["run_report"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class CamOptions:
-    """The Grad-CAM section: which set, classes, method and layer (``--cam-*`` options)."""
-
-    method: str = "gradcam"
-    layer: str | None = None
-    classes: tuple[str, ...] | None = None
-    set_name: str | None = None
-    k: int = 3
-    n_per_class: int = 4
-
-
-@dataclass(frozen=True)
-class ReportRequest:
-    """Everything ``asl-eval report`` needs.
-
-    ``test_sets`` are ``(name, folder)`` pairs. The in-domain set is the model's saved
-    validation predictions (``model.valid.parquet``) unless ``in_domain`` names the training
-    folder, whose validation split is then re-created and predicted. ``name`` must be a plain
-    file name (no folder). Symbolic links out of a folder are followed only with
-    ``label_options.follow_links``. ``redact_paths`` and ``images`` say what the report leaves
-    out to be shared (:class:`asl_eval.report.sharing.Sharing`).
-
-    ``engine`` names the engine (:data:`asl_eval.inference.ENGINES`) and ``engine_options``
-    are its options (``bf16``, ``channels_last``; see docs/engines.md). With ``use_cache``,
-    predictions are looked up in and added to the predictions cache under ``cache_dir``
-    (default :func:`asl_eval.inference.default_cache_dir`), and the model is loaded only if an
-    image must be predicted or Grad-CAM is on. ``chunk_size`` images are decoded, predicted and
-    cached together. ``progress`` receives progress events (see :mod:`asl_eval.progress`).
-    With ``audit``, the leakage section measures near-duplicates of training images in the
-    in-domain and test sets (:func:`asl_eval.audit.audit_leakage`); the training folder is
-    ``in_domain``, else the one the training record names.
-    """
-
-    model: Path
-    test_sets: Sequence[tuple[str, Path]]
-    out: Path = Path("reports")
-    name: str | None = None
-    in_domain: Path | None = None
-    trust_model: bool = False
-    label_options: LabelOptions = field(default_factory=LabelOptions)
-    command: str = "asl-eval report"
-    title: str = "asl-eval report"
-    batch_size: int = 64
-    cam: CamOptions | None = field(default_factory=CamOptions)
-    redact_paths: bool = False
-    images: bool = True
-    audit: bool = False
-    engine: str = "fastai"
-    engine_options: Mapping[str, object] = field(default_factory=dict)
-    use_cache: bool = True
-    cache_dir: Path | None = None
-    chunk_size: int = 512
-    progress: Progress = None
-
-
-def name_sets(
-    folders: Sequence[Path], named: Sequence[tuple[str, Path]] = ()
-) -> list[tuple[str, Path]]:
-    """Name each folder after itself (``test``, ``test-2`` on a clash), after explicit names.
-
-    >>> [(name, str(folder)) for name, folder in name_sets(
-    ...     [Path("a/test"), Path("b/test")], [("kaggle28", Path("c"))])]
-    [('kaggle28', 'c'), ('test', 'a/test'), ('test-2', 'b/test')]
-    """
-    result = list(named)
-    names = [name for name, _ in result]
-    clashes = sorted({n for n in names if names.count(n) > 1 or n == "valid"})
-    if clashes:
-        raise InputError(
-            f"Set names must be unique and not 'valid' (the in-domain split's name); "
-            f"--set repeats or reuses: {', '.join(clashes)}."
-        )
-    taken = set(names)
-    for folder in folders:
-        base = folder.resolve().name or "test"
-        candidate, n = base, 1
-        while candidate in taken or candidate == "valid":
-            n += 1
-            candidate = f"{base}-{n}"
-        taken.add(candidate)
-        result.append((candidate, folder))
-    return result
 
 
 def _training_config(record: Mapping[str, object]) -> Mapping[str, object]:
@@ -182,45 +91,6 @@ def _in_domain_predictions(
             "--in-domain TRAINING_DIR to re-create the validation split."
         )
     return predictions
-
-
-def _cam_section(
-    learner: Learner,
-    sets: Sequence[EvaluationSet],
-    options: CamOptions,
-    progress: Progress = None,
-) -> AnalysisResult | None:
-    """Grad-CAM for the failing classes of one test set (by default the largest)."""
-    from asl_eval.cam import build_cam_section
-
-    tests = [e for e in sets if e.role == "test"]
-    if not tests:
-        return None
-    if options.set_name is not None:
-        chosen = next((e for e in tests if e.name == options.set_name), None)
-        if chosen is None:
-            raise ReportError(
-                f"--cam-set {options.set_name!r} is not one of the test sets: "
-                f"{', '.join(e.name for e in tests)}."
-            )
-    else:
-        chosen = max(tests, key=lambda e: e.predictions.n_images)
-    in_domain = next((e.name for e in sets if e.role == "in-domain"), None)
-    try:
-        return build_cam_section(
-            learner,
-            {e.name: e.predictions for e in sets},
-            ood_set=chosen.name,
-            in_domain_set=in_domain,
-            classes=options.classes,
-            k=options.k,
-            n_per_class=options.n_per_class,
-            method=options.method,  # type: ignore[arg-type]
-            layer=options.layer,
-            progress=progress,
-        )
-    except AslEvalError as error:
-        raise ReportError(f"Grad-CAM section: {error} (pass --no-cam to skip it)") from error
 
 
 def _check_request(request: ReportRequest) -> str:
@@ -355,28 +225,6 @@ def _engine_info(model: LazyModel, sets: Sequence[EvaluationSet]) -> dict[str, o
     return info
 
 
-def _audit_section(
-    request: ReportRequest, record: Mapping[str, object], sets: Sequence[EvaluationSet]
-) -> AnalysisResult:
-    """The leakage section: the in-domain set (or the first test set) against the training
-    folder, the other sets with ``against``."""
-    from asl_eval.audit import audit_leakage
-
-    train = request.in_domain or record.get("data_dir")
-    if not train or not Path(str(train)).is_dir():
-        raise InputError(
-            "--audit needs the training folder: pass --in-domain TRAINING_DIR (the training "
-            "record beside the model names none that exists here)."
-        )
-    if not sets:
-        raise InputError("--audit needs at least one evaluated set.")
-    first, *others = [e.predictions for e in sets]
-    try:
-        return audit_leakage(Path(str(train)), first, against=others, progress=request.progress)
-    except AslEvalError as error:
-        raise ReportError(f"Leakage audit: {error}") from error
-
-
 def run_report(request: ReportRequest) -> ReportFiles:
     """Predict every set (from the cache where it can), build and write the report.
 
@@ -404,11 +252,11 @@ def run_report(request: ReportRequest) -> ReportFiles:
     logger.info("engine %s: %s (model loaded: %s)", model.name, model.describe(), model.loaded)
     sections: dict[str, AnalysisResult] = {}
     if request.audit:
-        sections["leakage"] = _audit_section(request, record, sets)
+        sections["leakage"] = audit_section(request, record, sets)
     if request.cam is not None:
-        cam_section = _cam_section(model.learner, sets, request.cam, request.progress)
-        if cam_section is not None:
-            sections["cam"] = cam_section
+        cam = cam_section(model.learner, sets, request.cam, request.progress)
+        if cam is not None:
+            sections["cam"] = cam
     context = build_context(
         sets,
         model=model_info,
