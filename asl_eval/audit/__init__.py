@@ -13,13 +13,17 @@ Modules, bottom to top:
 - :mod:`~asl_eval.audit.leakage`: :func:`audit_leakage`, the analysis (an
   :class:`~asl_eval.analysis.AnalysisResult` named ``"leakage"``);
 - :mod:`~asl_eval.audit.records`: its JSON form; :mod:`~asl_eval.audit.plots`: its figure;
+- :mod:`~asl_eval.audit.foreground`: the foreground (hand) estimate shared with the robustness
+  sweep and Grad-CAM;
+- :mod:`~asl_eval.audit.properties`, :mod:`~asl_eval.audit.domains` and
+  :mod:`~asl_eval.audit.domain_plots`: image properties and what differs between domains;
 - :mod:`~asl_eval.audit.command`: the ``asl-eval audit`` command (typer).
 
 Layer: above :mod:`asl_eval.metrics` and :mod:`asl_eval.labels` (it uses the Wilson interval and
 training's labelling), below the report. Imports numpy, pandas, Pillow, imagehash and, in
 :mod:`~asl_eval.audit.plots` and :mod:`~asl_eval.audit.command` only, matplotlib and typer
 (neither is imported here). Never torch or fastai (an import-linter contract). Embedding-based
-checks, slices and domain differences are not here yet.
+checks are in :mod:`asl_eval.inference.features` (they need the model).
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from typing import TYPE_CHECKING
 from asl_eval._lazy import lazy_names
 
 if TYPE_CHECKING:
+    from asl_eval.audit.domains import analyse_properties, domain_analysis, domains_record
+    from asl_eval.audit.foreground import background_share, foreground_mask
     from asl_eval.audit.groups import (
         DEFAULT_FRAME_GAP,
         DEFAULT_GROUP_DISTANCE,
@@ -41,6 +47,7 @@ if TYPE_CHECKING:
     from asl_eval.audit.leakage import audit_leakage, set_summary
     from asl_eval.audit.matching import match_near_duplicates
     from asl_eval.audit.neighbours import Nearest, exact_matches, hamming, nearest_neighbours
+    from asl_eval.audit.properties import image_properties, property_table
     from asl_eval.audit.records import leakage_record
     from asl_eval.audit.splits import grouped_split, random_split
     from asl_eval.audit.thresholds import Calibration, ThresholdRule, calibrate_thresholds
@@ -48,6 +55,13 @@ if TYPE_CHECKING:
 # The names load on first use (PEP 562), so `asl-eval --help`, which registers the audit
 # command, does not import numpy, pandas and imagehash.
 _API = {
+    "analyse_properties": "asl_eval.audit.domains",
+    "background_share": "asl_eval.audit.foreground",
+    "domain_analysis": "asl_eval.audit.domains",
+    "domains_record": "asl_eval.audit.domains",
+    "foreground_mask": "asl_eval.audit.foreground",
+    "image_properties": "asl_eval.audit.properties",
+    "property_table": "asl_eval.audit.properties",
     "Calibration": "asl_eval.audit.thresholds",
     "ClusteredAccuracy": "asl_eval.audit.intervals",
     "DEFAULT_FRAME_GAP": "asl_eval.audit.groups",
@@ -83,10 +97,15 @@ __all__ = [
     "Nearest",
     "ThresholdRule",
     "UnionFind",
+    "analyse_properties",
     "audit_leakage",
+    "background_share",
     "calibrate_thresholds",
     "clustered_accuracy",
+    "domain_analysis",
+    "domains_record",
     "exact_matches",
+    "foreground_mask",
     "frame_groups",
     "frame_number",
     "grouped_split",
@@ -94,9 +113,11 @@ __all__ = [
     "hash_files",
     "hash_folder",
     "image_hashes",
+    "image_properties",
     "leakage_record",
     "match_near_duplicates",
     "nearest_neighbours",
+    "property_table",
     "random_split",
     "set_summary",
 ]

@@ -78,6 +78,39 @@ SENTENCES: dict[str, str] = {
         "({share}) have one; accuracy {acc} overall but {adjusted} without them ({ci_adjusted}), "
         "{inflation} points lower ({ci})."
     ),
+    "chance": (
+        "On {set} the model is not shown to beat a baseline: accuracy {acc} ({c} of {n}, {ci}) "
+        "against {chance} for a uniform guess over {k} classes and {majority} for always "
+        "predicting {majority_class} (one-sided binomial p {p} against the higher of the two)."
+    ),
+    "slice": (
+        "On {set}, {column} {value}'s accuracy is {acc} ({ci}; {n} images) against {acc_rest} "
+        "for the other {column} values ({n_rest} images): {drop} points lower ({ci_drop}; "
+        "Fisher, Holm p {p})."
+    ),
+    "domain-property": (
+        "{set} images differ from {in_set} most in {top}, significant after Holm; on {set}, "
+        "accuracy is {acc_weak} ({c_weak} of {n_weak}, {ci_weak}) on images of {level} "
+        "{property} ({range}) against {acc_rest} ({c_rest} of {n_rest}, {ci_rest}) on its other "
+        "images: {gap} points lower ({ci})."
+    ),
+    "suspicious-labels": (
+        "{m} of {n} {set} images ({share}, {ci}) may be mislabelled: the model calls them "
+        "another class with confidence {threshold} or more, and most of their {k} nearest "
+        "training images carry that class ({examples})."
+    ),
+    "embedding-distance": (
+        "On {set}, accuracy falls with the distance from the training images: {acc_near} "
+        "({c_near} of {n_near}) in the nearest distance bin against {acc_far} ({c_far} of {n_far}) "
+        "in the farthest, {diff} points ({ci}); a wrong image lies further than a right one in "
+        "{auc} of pairs (Mann-Whitney p {p})."
+    ),
+    "robustness": (
+        "On {set}, the per-class drop looks most like the simulated {corruption}: its per-class "
+        "accuracy in the robustness sweep ranks the classes as {set} does (Spearman ρ {rho}, "
+        "{ci}, p {p}, {n} classes); in the sweep it breaks {classes} most."
+    ),
+    # SENTENCES: new kinds go above this line (one edit each; the file is shared)
 }
 """The sentence of each kind of finding, a :meth:`str.format` template over named numbers."""
 
@@ -112,6 +145,32 @@ SUGGESTIONS: dict[str, str] = {
         "Split training and validation by frame group (asl_eval.audit.grouped_split) and quote "
         "the leak-adjusted accuracy."
     ),
+    "chance": (
+        "Check that the set's labels match the model's classes and that its images are "
+        "preprocessed as in training; if they are, the model does not transfer to this set."
+    ),
+    "slice": (
+        "Look at what sets {column} {value}'s images apart (camera, lighting, background, hand "
+        "shape); collect training images like them, and validate with asl-eval train --split "
+        "grouped --group-by {column} so the validation score shows such a drop."
+    ),
+    "domain-property": (
+        "Add training images of {level} {property}: collect them, or augment with "
+        "{augmentation}; then look at the misclassified images of that segment."
+    ),
+    "suspicious-labels": (
+        "Open these files: if the picture shows the predicted class, fix the label or move the "
+        "file; if it does not, collect more training images of the true class."
+    ),
+    "embedding-distance": (
+        "Collect training images like the farthest ones (other signers, backgrounds, lighting), "
+        "and treat predictions far from the training images with caution."
+    ),
+    "robustness": (
+        "Train with {corruption} augmentation and collect training photos with this change; "
+        "re-run the robustness sweep (asl-eval stress) to check that {classes} hold up."
+    ),
+    # SUGGESTIONS: new kinds go above this line (one edit each; the file is shared)
 }
 """What to try next for each kind of finding (a template like :data:`SENTENCES`)."""
 

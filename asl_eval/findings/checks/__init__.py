@@ -3,11 +3,12 @@
 - :mod:`.domain`: ``domain-drop``, ``class-drop``, ``too-few-drop``;
 - :mod:`.errors`: ``confusion``, ``given-up``, ``collapse``;
 - :mod:`.confidence`: ``overconfidence``, ``too-few``;
-- :mod:`.sections`: ``cam-background``, ``cam-faithfulness``, ``leakage``, ``robustness``.
+- :mod:`.properties`: ``domain-property``;
+- :mod:`.sections`: ``cam-background``, ``cam-faithfulness``, ``leakage``.
 """
 
 from __future__ import annotations
 
-from asl_eval.findings.checks import confidence, domain, errors, sections
+from asl_eval.findings.checks import confidence, domain, errors, properties, sections
 
-__all__ = ["confidence", "domain", "errors", "sections"]
+__all__ = ["confidence", "domain", "errors", "properties", "sections"]
