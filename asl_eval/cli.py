@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 
 from asl_eval._version import __version__
-from asl_eval.audit.command import audit_command
+from asl_eval.audit_cli import audit_command
 from asl_eval.cli_options import (
     CAM_METHODS,
     Arch,
@@ -57,6 +57,7 @@ from asl_eval.cli_options import (
     NamedSets,
     NumWorkers,
     Pretrained,
+    Properties,
     RedactPaths,
     ReportName,
     ReportOut,
@@ -326,6 +327,7 @@ def report(
     chunk_size: ChunkSize = 512,
     progress: ShowProgress = None,
     audit: Audit = False,
+    properties: Properties = None,
     bf16: Bf16 = False,
     channels_last: ChannelsLast = False,
 ) -> None:
@@ -362,6 +364,7 @@ def report(
         cache_dir=cache_dir,
         chunk_size=chunk_size,
         audit=audit,
+        properties=properties,
         engine_options={
             key: True for key, on in (("bf16", bf16), ("channels_last", channels_last)) if on
         },

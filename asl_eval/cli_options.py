@@ -235,6 +235,17 @@ Audit = Annotated[
     ),
 ]
 
+Properties = Annotated[
+    bool | None,
+    typer.Option(
+        "--properties/--no-properties",
+        help="Add the section on what differs between the in-domain and the other sets' images "
+        "(brightness, contrast, sharpness, colourfulness, background share, size) and accuracy "
+        "by each; default: with --audit.",
+        show_default=False,
+    ),
+]
+
 
 def parse_lr(value: str) -> float | str:
     """``--lr``: a positive number, or ``find`` for fastai's learning-rate finder."""

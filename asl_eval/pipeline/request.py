@@ -47,7 +47,9 @@ class ReportRequest:
     cached together. ``progress`` receives progress events (see :mod:`asl_eval.progress`).
     With ``audit``, the leakage section measures near-duplicates of training images in the
     in-domain and test sets (:func:`asl_eval.audit.audit_leakage`); the training folder is
-    ``in_domain``, else the one the training record names.
+    ``in_domain``, else the one the training record names. ``properties`` compares image
+    properties between the in-domain set and each other set (the "domains" section,
+    :func:`asl_eval.audit.domain_analysis`); None: with ``audit``.
     """
 
     model: Path
@@ -64,6 +66,7 @@ class ReportRequest:
     redact_paths: bool = False
     images: bool = True
     audit: bool = False
+    properties: bool | None = None
     engine: str = "fastai"
     engine_options: Mapping[str, object] = field(default_factory=dict)
     use_cache: bool = True

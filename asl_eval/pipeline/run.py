@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from asl_eval.errors import InputError, LabelError, ReportError
 from asl_eval.pipeline.request import ReportRequest
-from asl_eval.pipeline.sections import audit_section, cam_section
+from asl_eval.pipeline.sections import audit_section, cam_section, domains_section
 from asl_eval.predictions import Predictions
 
 if TYPE_CHECKING:
@@ -253,6 +253,10 @@ def run_report(request: ReportRequest) -> ReportFiles:
     sections: dict[str, AnalysisResult] = {}
     if request.audit:
         sections["leakage"] = audit_section(request, record, sets)
+    if request.audit if request.properties is None else request.properties:
+        domains = domains_section(request, sets)
+        if domains is not None:
+            sections["domains"] = domains
     if request.cam is not None:
         cam = cam_section(model.learner, sets, request.cam, request.progress)
         if cam is not None:

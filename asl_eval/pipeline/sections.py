@@ -1,5 +1,6 @@
 """The report's optional analyses, each run by one function from the predicted sets: Grad-CAM
-(:mod:`asl_eval.cam`) and the leakage audit (:mod:`asl_eval.audit`).
+(:mod:`asl_eval.cam`), the leakage audit and the image properties of each domain
+(:mod:`asl_eval.audit`).
 
 Each returns an :class:`~asl_eval.analysis.AnalysisResult` for the report's section registry, or
 None when the report has nothing for it; a stage's error becomes a :class:`ReportError` that
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from asl_eval.analysis import AnalysisResult
     from asl_eval.report import EvaluationSet
 
-__all__ = ["audit_section", "cam_section"]
+__all__ = ["audit_section", "cam_section", "domains_section"]
 
 logger = logging.getLogger(__name__)
 
@@ -87,3 +88,21 @@ def audit_section(
         return audit_leakage(Path(str(train)), first, against=others, progress=request.progress)
     except AslEvalError as error:
         raise ReportError(f"Leakage audit: {error}") from error
+
+
+def domains_section(request: ReportRequest, sets: Sequence[EvaluationSet]) -> AnalysisResult | None:
+    """What differs between the in-domain set's images and each other set's (None without an
+    in-domain set and another set)."""
+    from asl_eval.audit.domains import domain_analysis
+
+    in_domain = next((e for e in sets if e.role == "in-domain"), None)
+    others = [e.predictions for e in sets if e is not in_domain]
+    if in_domain is None or not others:
+        logger.warning("image properties need an in-domain set and another set; section skipped")
+        return None
+    try:
+        return domain_analysis(in_domain.predictions, others, progress=request.progress)
+    except AslEvalError as error:
+        raise ReportError(
+            f"Image properties: {error} (pass --no-properties to skip them)"
+        ) from error
