@@ -17,6 +17,8 @@ Modules, bottom to top:
   sweep and Grad-CAM;
 - :mod:`~asl_eval.audit.properties`, :mod:`~asl_eval.audit.domains` and
   :mod:`~asl_eval.audit.domain_plots`: image properties and what differs between domains;
+- :mod:`~asl_eval.audit.slices` and :mod:`~asl_eval.audit.slice_plots`: accuracy by the values
+  of a metadata CSV's columns (signer, camera, ...);
 - :mod:`~asl_eval.audit.command`: the ``asl-eval audit`` command (typer).
 
 Layer: above :mod:`asl_eval.metrics` and :mod:`asl_eval.labels` (it uses the Wilson interval and
@@ -49,7 +51,8 @@ if TYPE_CHECKING:
     from asl_eval.audit.neighbours import Nearest, exact_matches, hamming, nearest_neighbours
     from asl_eval.audit.properties import image_properties, property_table
     from asl_eval.audit.records import leakage_record
-    from asl_eval.audit.splits import grouped_split, random_split
+    from asl_eval.audit.slices import read_metadata, slice_analysis
+    from asl_eval.audit.splits import grouped_split, join_groups, random_split
     from asl_eval.audit.thresholds import Calibration, ThresholdRule, calibrate_thresholds
 
 # The names load on first use (PEP 562), so `asl-eval --help`, which registers the audit
@@ -85,6 +88,9 @@ _API = {
     "match_near_duplicates": "asl_eval.audit.matching",
     "nearest_neighbours": "asl_eval.audit.neighbours",
     "random_split": "asl_eval.audit.splits",
+    "read_metadata": "asl_eval.audit.slices",
+    "slice_analysis": "asl_eval.audit.slices",
+    "join_groups": "asl_eval.audit.splits",
     "set_summary": "asl_eval.audit.leakage",
 }
 
@@ -114,12 +120,15 @@ __all__ = [
     "hash_folder",
     "image_hashes",
     "image_properties",
+    "join_groups",
     "leakage_record",
     "match_near_duplicates",
     "nearest_neighbours",
     "property_table",
     "random_split",
+    "read_metadata",
     "set_summary",
+    "slice_analysis",
 ]
 
 

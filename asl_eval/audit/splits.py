@@ -9,22 +9,26 @@ split that keeps every frame group on one side.
 first ``int(valid_pct * n)`` shuffled indices are the validation set. ``tests/test_audit_split.py``
 checks the equality against fastai itself.
 
-:func:`grouped_split` puts whole frame groups (:func:`asl_eval.audit.groups.frame_groups`) into
-validation, class by class, until each class has about ``valid_pct`` of its images there.
+:func:`grouped_split` puts whole groups into validation, class by class, until each class has
+about ``valid_pct`` of its images there. The groups are frame groups
+(:func:`asl_eval.audit.groups.frame_groups`), explicit labels such as a signer column of the
+metadata, or both joined (:func:`join_groups`: two images share a group when either grouping
+puts them together).
 
-Imports numpy only.
+Imports numpy and :mod:`asl_eval.audit.groups` (union-find).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 
+from asl_eval.audit.groups import UnionFind
 from asl_eval.errors import MetricError
 
-__all__ = ["grouped_split", "random_split"]
+__all__ = ["grouped_split", "join_groups", "random_split"]
 
 _SMALL_N = (2**32 - 1) // 20  # torch's randperm switches algorithm at this size
 
@@ -76,10 +80,41 @@ def _group_classes(labels: np.ndarray, groups: np.ndarray) -> dict[int, str]:
     }
 
 
+def _group_codes(groups: Sequence[Hashable] | np.ndarray) -> np.ndarray:
+    """Group labels of any kind (frame group ids, signer names) as integers 0, 1, ... in the
+    labels' sorted order, so integer groups keep their order (and their split)."""
+    labels = list(groups.tolist() if isinstance(groups, np.ndarray) else groups)
+    if all(isinstance(g, int | np.integer) and not isinstance(g, bool) for g in labels):
+        return np.unique(np.asarray(labels, dtype=np.int64), return_inverse=True)[1]
+    keys = [(type(g).__name__, str(g)) for g in labels]
+    order = {key: code for code, key in enumerate(sorted(set(keys)))}
+    return np.array([order[key] for key in keys], dtype=np.int64)
+
+
+def join_groups(*groupings: Sequence[Hashable] | np.ndarray) -> np.ndarray:
+    """One grouping from several: two items share a group when any grouping puts them in one
+    group (the union of the groupings, by union-find); groups numbered by first appearance.
+
+    >>> join_groups([0, 0, 1, 2, 3], ["s1", "s2", "s2", "s3", "s1"]).tolist()
+    [0, 0, 0, 1, 0]
+    """
+    if not groupings:
+        raise MetricError("join_groups needs at least one grouping.")
+    sizes = {len(g) for g in groupings}
+    if len(sizes) != 1:
+        raise MetricError(f"groupings of different lengths {sorted(sizes)}: one group per item.")
+    sets = UnionFind(sizes.pop())
+    for grouping in groupings:
+        first: dict[int, int] = {}
+        for index, code in enumerate(_group_codes(grouping).tolist()):
+            sets.union(first.setdefault(code, index), index)
+    return sets.labels()
+
+
 def grouped_split(
     files: Sequence[object],
     labels: Sequence[str],
-    groups: Sequence[int] | np.ndarray,
+    groups: Sequence[Hashable] | np.ndarray,
     *,
     valid_pct: float,
     seed: int,
@@ -98,7 +133,8 @@ def grouped_split(
     labels
         The class of each item.
     groups
-        The group of each item (:func:`asl_eval.audit.groups.frame_groups`).
+        The group of each item: frame group ids (:func:`asl_eval.audit.groups.frame_groups`)
+        or any labels (a signer's name), or several groupings joined (:func:`join_groups`).
     valid_pct
         The share of each class to put into validation.
     seed
@@ -118,12 +154,12 @@ def grouped_split(
     """
     _check_fraction(valid_pct)
     label_array = np.asarray(labels, dtype=object).astype(str)
-    group_array = np.asarray(groups, dtype=np.int64)
-    if not len(files) == len(label_array) == len(group_array):
+    if not len(files) == len(label_array) == len(groups):
         raise MetricError(
-            f"{len(files)} files, {len(label_array)} labels and {len(group_array)} groups: "
+            f"{len(files)} files, {len(label_array)} labels and {len(groups)} groups: "
             "one label and one group per file."
         )
+    group_array = _group_codes(groups)
     rng = np.random.default_rng(seed)
     sizes = Counter(group_array.tolist())
     owner = _group_classes(label_array, group_array)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from asl_eval.training.data import (
     SPLITS,
     TrainingItems,
+    group_values,
     make_dataloaders,
     split_indices,
     training_items,
@@ -31,8 +32,10 @@ from asl_eval.training.recipe import (
     validation_predictions,
 )
 from asl_eval.training.record import (
+    RecordedSplit,
     read_training_record,
     recorded_label_options,
+    recorded_split,
     training_record_path,
     valid_predictions_path,
     write_training_record,
@@ -42,14 +45,17 @@ from asl_eval.training.split import predict_validation_split, split_items, valid
 __all__ = [
     "SPLITS",
     "LabelLookup",
+    "RecordedSplit",
     "TrainConfig",
     "TrainResult",
     "TrainingItems",
+    "group_values",
     "make_dataloaders",
     "make_learner",
     "predict_validation_split",
     "read_training_record",
     "recorded_label_options",
+    "recorded_split",
     "resolve_arch",
     "split_indices",
     "split_items",

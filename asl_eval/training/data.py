@@ -7,7 +7,8 @@ is set aside with its reason instead of stopping training halfway through an epo
 
 Imports :mod:`asl_eval.errors`, :mod:`asl_eval.inputs`, :mod:`asl_eval.labels`,
 :mod:`asl_eval.predictions` and :mod:`asl_eval.training.label_lookup`; fastai inside
-:func:`make_dataloaders`.
+:func:`make_dataloaders` and :func:`split_indices`, and the audit (hashes, frame groups, the
+grouped split, the metadata table) inside :func:`split_indices` and :func:`group_values`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,15 @@ if TYPE_CHECKING:
 
     from asl_eval.training.recipe import TrainConfig
 
-__all__ = ["SPLITS", "TrainingItems", "make_dataloaders", "split_indices", "training_items"]
+__all__ = [
+    "SPLITS",
+    "TrainingItems",
+    "check_split_options",
+    "group_values",
+    "make_dataloaders",
+    "split_indices",
+    "training_items",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +50,7 @@ class TrainingItems:
     items: tuple[tuple[Path, str], ...]
     entries: tuple[LedgerEntry, ...]
     rule: str = "folder"
+    root: Path | None = None
 
     @property
     def paths(self) -> tuple[Path, ...]:
@@ -85,7 +95,7 @@ def training_items(
     entries: list[LedgerEntry] = [*discovery.entries, *labeled.entries]
     items = _readable(labeled.items, entries) if check_images else list(labeled.items)
     _check_enough(data_dir, items, entries, labeled.rule)
-    return TrainingItems(tuple(items), tuple(entries), labeled.rule)
+    return TrainingItems(tuple(items), tuple(entries), labeled.rule, data_dir)
 
 
 def _readable(
@@ -130,11 +140,88 @@ def _check_enough(
 SPLITS = ("random", "grouped")
 """The validation splits training offers: fastai's seeded ``RandomSplitter`` (the tutorial's),
 or ``grouped``, which keeps each group of near-identical frames on one side
-(:func:`asl_eval.audit.frame_groups`, :func:`asl_eval.audit.grouped_split`)."""
+(:func:`asl_eval.audit.frame_groups`, :func:`asl_eval.audit.grouped_split`) and, with a
+``group_by`` column of a metadata CSV, each value of that column too (a signer)."""
+
+
+def _relpath(path: Path, root: Path | None) -> str:
+    """``path`` relative to ``root`` with ``/`` separators; "" when outside it or no root."""
+    if root is None:
+        return ""
+    for candidate, base in ((path, root), (path.resolve(), root.resolve())):
+        try:
+            return candidate.relative_to(base).as_posix()
+        except ValueError:
+            continue
+    return ""
+
+
+def group_values(
+    items: Sequence[tuple[Path, str]],
+    *,
+    group_by: str,
+    metadata: str | Path,
+    path_column: str = "path",
+    root: str | Path | None = None,
+) -> list[str]:
+    """Each training image's value in the metadata column ``group_by`` (its signer).
+
+    Rows are matched to images as for the report's slices
+    (:func:`asl_eval.audit.slices.match_metadata`: the path relative to ``root``, the training
+    folder, then the resolved path, then a unique file name). An image without a row, or with
+    an empty cell, is an error, not a group of its own: a signer's image left out of the CSV
+    could otherwise land on the other side of the split from the rest of that signer's images.
+    Give such images a value (``unknown``) to keep them together.
+
+    Raises
+    ------
+    TrainingError
+        When the CSV cannot be read, lacks the column, or leaves images without a value.
+    """
+    from asl_eval.audit.slices import NO_METADATA, match_metadata, read_metadata, slice_column
+
+    try:
+        table = read_metadata(metadata, path_column=path_column)
+    except InputError as error:
+        raise TrainingError(f"--metadata: {error}") from None
+    if group_by not in table.columns or group_by == path_column:
+        others = [c for c in table.columns if c != path_column]
+        raise TrainingError(
+            f"--group-by {group_by!r} is not a column of {metadata}; its columns besides "
+            f"{path_column!r} are {first_few(others, limit=10)}."
+        )
+    base = Path(root) if root is not None else None
+    paths = [path for path, _ in items]
+    relpaths = [_relpath(path, base) for path in paths]
+    found = match_metadata(
+        paths,
+        table,
+        relpaths=relpaths if base is not None and all(relpaths) else (),
+        path_column=path_column,
+    )
+    values = slice_column(table, found, group_by).tolist()
+    missing = [paths[i] for i, value in enumerate(values) if value == NO_METADATA]
+    if missing:
+        raise TrainingError(
+            f"{len(missing)} of {len(paths)} training images have no {group_by!r} value in "
+            f"{metadata} (no row, or an empty cell): "
+            f"{first_few([_relpath(p, base) or str(p) for p in missing])}. The grouped split "
+            "keeps each value on one side, so every image needs one: add rows for them (a "
+            "value such as 'unknown' keeps them together)."
+        )
+    return [str(value) for value in values]
 
 
 def split_indices(
-    items: Sequence[tuple[Path, str]], *, valid_pct: float, seed: int, kind: str = "random"
+    items: Sequence[tuple[Path, str]],
+    *,
+    valid_pct: float,
+    seed: int,
+    kind: str = "random",
+    group_by: str | None = None,
+    metadata: str | Path | None = None,
+    metadata_path_column: str = "path",
+    root: str | Path | None = None,
 ) -> tuple[list[int], list[int]]:
     """``(train_index, valid_index)`` of ``items`` (``(file, label)`` pairs in training order)
     for the split ``kind`` (one of :data:`SPLITS`).
@@ -142,16 +229,28 @@ def split_indices(
     ``random`` is fastai's ``RandomSplitter(valid_pct, seed)``. ``grouped`` joins frames whose
     numbers are close or whose perceptual hashes are near (the audit's frame groups, with its
     default ``G`` and ``D``) and puts each group wholly on one side, stratified by class, so
-    the validation score is not inflated by near-copies of training frames.
+    the validation score is not inflated by near-copies of training frames. With ``group_by``
+    (a column of the ``metadata`` CSV, such as ``signer``; :func:`group_values`) images that
+    share a value are joined too: the groups are the union of both groupings
+    (:func:`asl_eval.audit.splits.join_groups`), so one signer, and every frame group reaching
+    into that signer's images, stays on one side. ``root`` is the training folder (the
+    metadata's relative paths are matched against paths relative to it).
+
+    Raises
+    ------
+    TrainingError
+        For an unknown ``kind``, ``group_by`` without ``metadata`` or with the random split,
+        images the grouped split cannot hash or group, or a grouped split that leaves
+        validation or training empty.
     """
+    check_split_options(kind, group_by, metadata)
     if kind == "random":
         from fastai.vision.all import RandomSplitter
 
         train, valid = RandomSplitter(valid_pct=valid_pct, seed=seed)(list(items))
         return [int(i) for i in train], [int(i) for i in valid]
-    if kind != "grouped":
-        raise TrainingError(f"unknown split {kind!r}; choose one of {', '.join(SPLITS)}")
     from asl_eval.audit import frame_groups, grouped_split, hash_files
+    from asl_eval.audit.splits import join_groups
 
     paths = [str(path) for path, _ in items]
     labels = [label for _, label in items]
@@ -162,8 +261,34 @@ def split_indices(
             "grouped split; train with --check-images to set unreadable files aside first."
         )
     groups = frame_groups(paths, labels=labels, phash=table.phash)
+    if group_by is not None and metadata is not None:
+        values = group_values(
+            items, group_by=group_by, metadata=metadata, path_column=metadata_path_column, root=root
+        )
+        groups = join_groups(groups, values)
     train, valid = grouped_split(paths, labels, groups, valid_pct=valid_pct, seed=seed)
+    if len(valid) == 0 or len(train) == 0:
+        side = "validation" if len(valid) == 0 else "training"
+        raise TrainingError(
+            f"The grouped split leaves {side} empty: {len(set(groups.tolist()))} groups over "
+            f"{len(paths)} images cannot be divided near {valid_pct:.0%}"
+            + (f" (the {group_by!r} values join into few groups)" if group_by else "")
+            + ". Change --valid-pct, or group by a column with more values."
+        )
     return [int(i) for i in train], [int(i) for i in valid]
+
+
+def check_split_options(kind: str, group_by: str | None, metadata: object) -> None:
+    """The split options agree: a known ``kind``; ``group_by`` and ``metadata`` together, and
+    only with the grouped split."""
+    if kind not in SPLITS:
+        raise TrainingError(f"unknown split {kind!r}; choose one of {', '.join(SPLITS)}")
+    if group_by is not None and metadata is None:
+        raise TrainingError(f"--group-by {group_by} needs --metadata CSV (the column's table).")
+    if metadata is not None and group_by is None:
+        raise TrainingError("--metadata is used to group the split: pass --group-by COLUMN.")
+    if group_by is not None and kind != "grouped":
+        raise TrainingError(f"--group-by {group_by} needs --split grouped.")
 
 
 def make_dataloaders(found: TrainingItems, config: TrainConfig) -> DataLoaders:
@@ -210,7 +335,14 @@ def make_dataloaders(found: TrainingItems, config: TrainConfig) -> DataLoaders:
             if config.split == "random"
             else IndexSplitter(
                 split_indices(
-                    found.items, valid_pct=config.valid_pct, seed=config.seed, kind="grouped"
+                    found.items,
+                    valid_pct=config.valid_pct,
+                    seed=config.seed,
+                    kind="grouped",
+                    group_by=config.group_by,
+                    metadata=config.metadata,
+                    metadata_path_column=config.metadata_path_column,
+                    root=found.root,
                 )[1]
             )
         ),

@@ -30,7 +30,7 @@ from asl_eval.labels import LabelOptions
 from asl_eval.metrics import accuracy_score
 from asl_eval.predictions import Predictions
 from asl_eval.progress import Progress, notify
-from asl_eval.training.data import make_dataloaders, training_items
+from asl_eval.training.data import check_split_options, make_dataloaders, training_items
 from asl_eval.training.record import (
     training_record_path,
     valid_predictions_path,
@@ -55,7 +55,13 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Every knob of the recipe; the defaults are the tutorial's."""
+    """Every knob of the recipe; the defaults are the tutorial's.
+
+    ``group_by`` (a column of the ``metadata`` CSV, such as ``signer``) makes the grouped split
+    keep each of the column's values on one side as well as each frame group
+    (:func:`asl_eval.training.data.split_indices`); ``metadata_path_column`` names the CSV's
+    column of image paths. ``metadata`` is kept as text, so the record stays JSON.
+    """
 
     arch: str = "resnet18"
     image_size: int = 200
@@ -71,6 +77,14 @@ class TrainConfig:
     show_progress: bool = True
     safe_copy: bool = False
     check_images: bool = True
+    group_by: str | None = None
+    metadata: str | None = None
+    metadata_path_column: str = "path"
+
+    def __post_init__(self) -> None:
+        if self.metadata is not None:
+            object.__setattr__(self, "metadata", str(self.metadata))
+        check_split_options(self.split, self.group_by, self.metadata)
 
 
 @dataclass(frozen=True)

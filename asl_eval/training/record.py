@@ -17,12 +17,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from asl_eval._version import __version__
-from asl_eval.errors import LabelError
+from asl_eval.errors import InputError, LabelError
 from asl_eval.hashing import file_sha256
 from asl_eval.labels import LabelOptions
 
@@ -32,8 +32,11 @@ if TYPE_CHECKING:
     from asl_eval.training.recipe import TrainConfig
 
 __all__ = [
+    "RecordedSplit",
     "read_training_record",
     "recorded_label_options",
+    "recorded_split",
+    "split_record",
     "training_record_path",
     "valid_predictions_path",
     "write_training_record",
@@ -84,6 +87,7 @@ def write_training_record(
         "n_valid": valid.n_images,
         "n_train_files": len(found.items),
         "labels": _labels_record(found.rule, label_options),
+        "split": split_record(config, found, valid),
         "not_used": [
             {"path": e.path, "status": e.status, "reason": e.reason} for e in found.entries
         ],
@@ -110,6 +114,96 @@ def _labels_record(rule: str, options: LabelOptions) -> dict[str, object]:
         "labels_csv_sha256": file_sha256(csv_file) if csv_file else None,
         "label_map": dict(options.label_map),
     }
+
+
+def split_record(
+    config: TrainConfig, found: TrainingItems, valid: Predictions
+) -> dict[str, object]:
+    """How the validation split was made, for the record's ``split`` key: its kind and, for a
+    split grouped by a metadata column, the column, the CSV (absolute path, file name,
+    SHA-256, path column), the rule for images without a value (an error) and the column's
+    values on each side (``values_on_both_sides`` is empty by construction)."""
+    record: dict[str, object] = {"kind": config.split, "group_by": config.group_by}
+    if config.group_by is None or config.metadata is None:
+        return record
+    from asl_eval.training.data import group_values
+
+    values = group_values(
+        found.items,
+        group_by=config.group_by,
+        metadata=config.metadata,
+        path_column=config.metadata_path_column,
+        root=found.root,
+    )
+    in_valid = set(valid.paths)
+    valid_values = {v for (p, _), v in zip(found.items, values, strict=True) if str(p) in in_valid}
+    train_values = {
+        v for (p, _), v in zip(found.items, values, strict=True) if str(p) not in in_valid
+    }
+    metadata = Path(config.metadata).resolve()
+    record.update(
+        {
+            "metadata": str(metadata),
+            "metadata_name": metadata.name,
+            "metadata_sha256": file_sha256(metadata),
+            "metadata_path_column": config.metadata_path_column,
+            "missing_values": "error",
+            "train_values": sorted(train_values),
+            "valid_values": sorted(valid_values),
+            "values_on_both_sides": sorted(train_values & valid_values),
+        }
+    )
+    return record
+
+
+@dataclass(frozen=True)
+class RecordedSplit:
+    """The split options a training record holds (:func:`recorded_split`), to pass on to
+    :func:`asl_eval.training.split.predict_validation_split`."""
+
+    kind: str = "random"
+    group_by: str | None = None
+    metadata: str | None = None
+    metadata_path_column: str = "path"
+
+
+def recorded_split(record: Mapping[str, object]) -> RecordedSplit:
+    """The split training used, from its record; a record without one means the recipe's
+    random split (or the ``config``'s ``split`` for records written before ``split`` existed).
+
+    Raises :class:`~asl_eval.errors.InputError` when the split was grouped by a metadata
+    column and the CSV is gone or has changed since training (the split would differ).
+
+    >>> recorded_split({}).kind
+    'random'
+    """
+    config = record.get("config")
+    config = config if isinstance(config, Mapping) else {}
+    split = record.get("split")
+    if not isinstance(split, Mapping):
+        return RecordedSplit(kind=str(config.get("split", "random")))
+    group_by = split.get("group_by")
+    metadata = split.get("metadata")
+    if not isinstance(group_by, str) or not isinstance(metadata, str):
+        return RecordedSplit(kind=str(split.get("kind", "random")))
+    try:
+        digest = file_sha256(metadata)
+    except OSError as error:
+        raise InputError(
+            f"The metadata CSV training grouped its split by, {metadata}, cannot be read "
+            f"({error.strerror}), so the split cannot be re-created."
+        ) from None
+    if split.get("metadata_sha256") not in (None, digest):
+        raise InputError(
+            f"The metadata CSV training grouped its split by, {metadata}, has changed since "
+            "training, so the re-created split would differ from training's."
+        )
+    return RecordedSplit(
+        kind=str(split.get("kind", "grouped")),
+        group_by=group_by,
+        metadata=metadata,
+        metadata_path_column=str(split.get("metadata_path_column", "path")),
+    )
 
 
 def recorded_label_options(record: Mapping[str, object]) -> LabelOptions:

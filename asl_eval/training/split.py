@@ -32,11 +32,29 @@ __all__ = ["predict_validation_split", "split_items", "validation_items"]
 
 
 def split_items(
-    items: Sequence[tuple[Path, str]], *, valid_pct: float, seed: int, kind: str = "random"
+    items: Sequence[tuple[Path, str]],
+    *,
+    valid_pct: float,
+    seed: int,
+    kind: str = "random",
+    group_by: str | None = None,
+    metadata: str | Path | None = None,
+    metadata_path_column: str = "path",
+    root: str | Path | None = None,
 ) -> tuple[list[tuple[Path, str]], list[tuple[Path, str]]]:
     """The recipe's split of ``items`` (:func:`asl_eval.training.data.split_indices`):
-    fastai's ``RandomSplitter(valid_pct, seed)``, or the ``grouped`` split."""
-    train_index, valid_index = split_indices(items, valid_pct=valid_pct, seed=seed, kind=kind)
+    fastai's ``RandomSplitter(valid_pct, seed)``, or the ``grouped`` split (by frame groups
+    and, with ``group_by``, by a column of the ``metadata`` CSV)."""
+    train_index, valid_index = split_indices(
+        items,
+        valid_pct=valid_pct,
+        seed=seed,
+        kind=kind,
+        group_by=group_by,
+        metadata=metadata,
+        metadata_path_column=metadata_path_column,
+        root=root,
+    )
     return [items[i] for i in train_index], [items[i] for i in valid_index]
 
 
@@ -48,6 +66,9 @@ def validation_items(
     check_images: bool = True,
     label_options: LabelOptions | None = None,
     split: str = "random",
+    group_by: str | None = None,
+    metadata: str | Path | None = None,
+    metadata_path_column: str = "path",
 ) -> list[tuple[Path, str]]:
     """The ``(file, label)`` pairs that the recipe's split puts in validation.
 
@@ -57,7 +78,16 @@ def validation_items(
     :func:`asl_eval.training.record.recorded_label_options` reads training's options back).
     """
     found = training_items(data_dir, check_images=check_images, label_options=label_options)
-    return split_items(found.items, valid_pct=valid_pct, seed=seed, kind=split)[1]
+    return split_items(
+        found.items,
+        valid_pct=valid_pct,
+        seed=seed,
+        kind=split,
+        group_by=group_by,
+        metadata=metadata,
+        metadata_path_column=metadata_path_column,
+        root=data_dir,
+    )[1]
 
 
 def predict_validation_split(
@@ -70,6 +100,9 @@ def predict_validation_split(
     label_options: LabelOptions | None = None,
     expected_files: int | None = None,
     split: str = "random",
+    group_by: str | None = None,
+    metadata: str | Path | None = None,
+    metadata_path_column: str = "path",
     name: str = "valid",
     batch_size: int = 64,
     chunk_size: int = 512,
@@ -78,9 +111,11 @@ def predict_validation_split(
 ) -> Predictions:
     """Re-create the training recipe's validation split of ``data_dir`` and predict it.
 
-    ``valid_pct``, ``seed``, ``split`` (``random`` or ``grouped``), ``check_images`` and
-    ``label_options`` must be the ones training used (the training record has them; see
-    :func:`asl_eval.training.record.recorded_label_options`), or the split differs and
+    ``valid_pct``, ``seed``, ``split`` (``random`` or ``grouped``), ``group_by``,
+    ``metadata``, ``metadata_path_column``, ``check_images`` and ``label_options`` must be the
+    ones training used (the training record has them; see
+    :func:`asl_eval.training.record.recorded_label_options` and
+    :func:`asl_eval.training.record.recorded_split`), or the split differs and
     training images leak into it. ``expected_files`` (the record's validation size) is
     checked before anything is predicted. ``model``, ``batch_size``, ``chunk_size``, ``cache`` and
     ``progress`` are :func:`asl_eval.inference.predict_files`'; relative paths are relative to
@@ -95,6 +130,9 @@ def predict_validation_split(
             check_images=check_images,
             label_options=label_options,
             split=split,
+            group_by=group_by,
+            metadata=metadata,
+            metadata_path_column=metadata_path_column,
         )
     except AslEvalError as error:
         raise InputError(

@@ -4,11 +4,12 @@
 - :mod:`.errors`: ``confusion``, ``given-up``, ``collapse``;
 - :mod:`.confidence`: ``overconfidence``, ``too-few``;
 - :mod:`.properties`: ``domain-property``;
+- :mod:`.slices`: ``slice``;
 - :mod:`.sections`: ``cam-background``, ``cam-faithfulness``, ``leakage``.
 """
 
 from __future__ import annotations
 
-from asl_eval.findings.checks import confidence, domain, errors, properties, sections
+from asl_eval.findings.checks import confidence, domain, errors, properties, sections, slices
 
-__all__ = ["confidence", "domain", "errors", "properties", "sections"]
+__all__ = ["confidence", "domain", "errors", "properties", "sections", "slices"]
