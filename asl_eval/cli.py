@@ -45,6 +45,7 @@ from asl_eval.cli_options import (
     EngineName,
     Epochs,
     FollowLinks,
+    GroupBy,
     Images,
     ImageSize,
     InDomain,
@@ -53,6 +54,8 @@ from asl_eval.cli_options import (
     LabelsCsv,
     LabelsFrom,
     LearningRate,
+    Metadata,
+    MetadataPathColumn,
     ModelFile,
     NamedSets,
     NumWorkers,
@@ -64,10 +67,12 @@ from asl_eval.cli_options import (
     SafeCopy,
     Seed,
     ShowProgress,
+    SliceBy,
     Split,
     Strict,
     TestDirs,
     TrainLabelsFrom,
+    TrainMetadata,
     TrainOut,
     TrainStrict,
     TrustModel,
@@ -215,6 +220,9 @@ def train(
     strict: TrainStrict = False,
     follow_links: FollowLinks = False,
     progress: ShowProgress = None,
+    group_by: GroupBy = None,
+    metadata: TrainMetadata = None,
+    metadata_path_column: MetadataPathColumn = "path",
 ) -> None:
     """Train with the fastai ASL tutorial's recipe and export the learner.
 
@@ -228,20 +236,25 @@ def train(
     label_options = _call(
         lambda: _label_options(source, label_regex, labels_csv, label_map, strict, follow_links)
     )
-    config = TrainConfig(
-        arch=arch,
-        image_size=image_size,
-        epochs=epochs,
-        lr=parse_lr(lr),  # type: ignore[arg-type]
-        batch_size=batch_size,
-        valid_pct=valid_pct,
-        seed=seed,
-        split=split_kind(split),  # type: ignore[arg-type]
-        pretrained=pretrained,
-        augment=augment,
-        num_workers=num_workers,
-        safe_copy=safe_copy,
-        check_images=check_images,
+    config = _call(
+        lambda: TrainConfig(
+            arch=arch,
+            image_size=image_size,
+            epochs=epochs,
+            lr=parse_lr(lr),  # type: ignore[arg-type]
+            batch_size=batch_size,
+            valid_pct=valid_pct,
+            seed=seed,
+            split=split_kind(split),  # type: ignore[arg-type]
+            pretrained=pretrained,
+            augment=augment,
+            num_workers=num_workers,
+            safe_copy=safe_copy,
+            check_images=check_images,
+            group_by=group_by,
+            metadata=str(metadata) if metadata is not None else None,
+            metadata_path_column=metadata_path_column,
+        )
     )
     result = _with_progress(
         progress,
@@ -328,6 +341,9 @@ def report(
     progress: ShowProgress = None,
     audit: Audit = False,
     properties: Properties = None,
+    metadata: Metadata = None,
+    metadata_path_column: MetadataPathColumn = "path",
+    slice_by: SliceBy = None,
     bf16: Bf16 = False,
     channels_last: ChannelsLast = False,
 ) -> None:
@@ -365,6 +381,9 @@ def report(
         chunk_size=chunk_size,
         audit=audit,
         properties=properties,
+        metadata=metadata,
+        metadata_path_column=metadata_path_column,
+        slice_by=tuple(slice_by or ()),
         engine_options={
             key: True for key, on in (("bf16", bf16), ("channels_last", channels_last)) if on
         },

@@ -246,6 +246,41 @@ Properties = Annotated[
     ),
 ]
 
+Metadata = Annotated[
+    Path | None,
+    typer.Option(
+        help="CSV with a path column and columns to slice by (signer, camera, background, "
+        "lighting): accuracy per slice value with intervals and a test of whether slices "
+        "differ (docs/slices.md).",
+    ),
+]
+MetadataPathColumn = Annotated[
+    str,
+    typer.Option(
+        help="The metadata CSV's column naming each image (relative path, absolute path or "
+        "unique file name).",
+    ),
+]
+SliceBy = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--slice-by",
+        help="Slice by this metadata column (repeatable); default: every column with at most "
+        "50 distinct values.",
+    ),
+]
+GroupBy = Annotated[
+    str | None,
+    typer.Option(
+        help="With --split grouped: keep each value of this --metadata column (a signer) on one "
+        "side of the split, as well as each frame group. Every training image needs a value.",
+    ),
+]
+TrainMetadata = Annotated[
+    Path | None,
+    typer.Option("--metadata", help="CSV with a path column and the --group-by column."),
+]
+
 
 def parse_lr(value: str) -> float | str:
     """``--lr``: a positive number, or ``find`` for fastai's learning-rate finder."""

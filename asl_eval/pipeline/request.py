@@ -49,7 +49,10 @@ class ReportRequest:
     in-domain and test sets (:func:`asl_eval.audit.audit_leakage`); the training folder is
     ``in_domain``, else the one the training record names. ``properties`` compares image
     properties between the in-domain set and each other set (the "domains" section,
-    :func:`asl_eval.audit.domain_analysis`); None: with ``audit``.
+    :func:`asl_eval.audit.domain_analysis`); None: with ``audit``. With ``metadata`` (a CSV
+    naming each image in its ``metadata_path_column``), the "slices" section gives accuracy by
+    each of its columns (``slice_by``, default: every column with few values;
+    :func:`asl_eval.audit.slice_analysis`).
     """
 
     model: Path
@@ -67,6 +70,9 @@ class ReportRequest:
     images: bool = True
     audit: bool = False
     properties: bool | None = None
+    metadata: Path | None = None
+    metadata_path_column: str = "path"
+    slice_by: Sequence[str] = ()
     engine: str = "fastai"
     engine_options: Mapping[str, object] = field(default_factory=dict)
     use_cache: bool = True

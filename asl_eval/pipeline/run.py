@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING
 
 from asl_eval.errors import InputError, LabelError, ReportError
 from asl_eval.pipeline.request import ReportRequest
-from asl_eval.pipeline.sections import audit_section, cam_section, domains_section
+from asl_eval.pipeline.sections import (
+    audit_section,
+    cam_section,
+    domains_section,
+    slices_section,
+)
 from asl_eval.predictions import Predictions
 
 if TYPE_CHECKING:
@@ -44,6 +49,7 @@ def _in_domain_predictions(
     from asl_eval.training import (
         predict_validation_split,
         recorded_label_options,
+        recorded_split,
         valid_predictions_path,
     )
 
@@ -56,6 +62,7 @@ def _in_domain_predictions(
                 request.model,
             )
         expected = record.get("n_valid")
+        split = recorded_split(record)  # a grouped split's metadata CSV must be unchanged
         try:
             label_options = replace(
                 recorded_label_options(record),
@@ -74,7 +81,10 @@ def _in_domain_predictions(
             check_images=bool(config.get("check_images", True)),
             label_options=label_options,
             expected_files=int(str(expected)) if expected is not None else None,
-            split=str(config.get("split", "random")),
+            split=split.kind,
+            group_by=split.group_by,
+            metadata=split.metadata,
+            metadata_path_column=split.metadata_path_column,
             batch_size=request.batch_size,
             chunk_size=request.chunk_size,
             cache=cache,
@@ -257,6 +267,8 @@ def run_report(request: ReportRequest) -> ReportFiles:
         domains = domains_section(request, sets)
         if domains is not None:
             sections["domains"] = domains
+    if request.metadata is not None:
+        sections["slices"] = slices_section(request, sets)
     if request.cam is not None:
         cam = cam_section(model.learner, sets, request.cam, request.progress)
         if cam is not None:

@@ -1,6 +1,6 @@
 """The report's optional analyses, each run by one function from the predicted sets: Grad-CAM
-(:mod:`asl_eval.cam`), the leakage audit and the image properties of each domain
-(:mod:`asl_eval.audit`).
+(:mod:`asl_eval.cam`), the leakage audit and the image properties of each domain and
+accuracy by metadata slice (:mod:`asl_eval.audit`).
 
 Each returns an :class:`~asl_eval.analysis.AnalysisResult` for the report's section registry, or
 None when the report has nothing for it; a stage's error becomes a :class:`ReportError` that
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from asl_eval.analysis import AnalysisResult
     from asl_eval.report import EvaluationSet
 
-__all__ = ["audit_section", "cam_section", "domains_section"]
+__all__ = ["audit_section", "cam_section", "domains_section", "slices_section"]
 
 logger = logging.getLogger(__name__)
 
@@ -106,3 +106,18 @@ def domains_section(request: ReportRequest, sets: Sequence[EvaluationSet]) -> An
         raise ReportError(
             f"Image properties: {error} (pass --no-properties to skip them)"
         ) from error
+
+
+def slices_section(request: ReportRequest, sets: Sequence[EvaluationSet]) -> AnalysisResult:
+    """Accuracy by the values of the ``--metadata`` CSV's columns, in every set."""
+    from asl_eval.audit.slices import read_metadata, slice_analysis
+
+    if request.metadata is None:
+        raise InputError("the slices section needs a metadata CSV (--metadata).")
+    table = read_metadata(request.metadata, path_column=request.metadata_path_column)
+    return slice_analysis(
+        [e.predictions for e in sets],
+        table,
+        path_column=request.metadata_path_column,
+        columns=list(request.slice_by) or None,
+    )
