@@ -64,7 +64,8 @@ def test_the_command_line_loads_no_numerical_library_before_a_command_runs() -> 
 def test_lazy_stage_packages_serve_every_public_name() -> None:
     import asl_eval.audit
     import asl_eval.compare
+    import asl_eval.stress
 
-    for package in (asl_eval.audit, asl_eval.compare):
+    for package in (asl_eval.audit, asl_eval.compare, asl_eval.stress):
         for name in package.__all__:
             assert getattr(package, name) is not None, (package.__name__, name)

@@ -1,5 +1,6 @@
 """Checks on the optional sections, read as data (never by importing their stages): Grad-CAM
-(``"cam"``), the leakage audit (``"leakage"``) and the robustness sweep (``"robustness"``).
+(``"cam"``) and the leakage audit (``"leakage"``). (The robustness sweep's check lives in
+:mod:`asl_eval.findings.checks.robustness`.)
 
 Each is registered with the section it ``requires``; without it, it is skipped with a note.
 A section present without the numbers a check needs makes it raise
@@ -31,7 +32,6 @@ __all__ = [
     "cam_background",
     "cam_faithfulness",
     "leakage",
-    "robustness",
 ]
 
 #: The per-image column of the cam section's items the background check reads: the share of
@@ -222,11 +222,6 @@ def leakage(data: FindingsData) -> list[Finding]:
     ]
 
 
-def robustness(data: FindingsData) -> list[Finding]:
-    """The corruption that best matches the real drop: not built yet (no robustness sweep)."""
-    raise SkipCheck("reading the robustness section is not implemented yet.")
-
-
 register_check(
     Check(
         "cam-background",
@@ -255,15 +250,5 @@ register_check(
         order=80,
         requires=("leakage",),
         missing="no leakage audit in this report (asl-eval audit).",
-    )
-)
-register_check(
-    Check(
-        "robustness",
-        "corruption matching the real drop",
-        robustness,
-        order=90,
-        requires=("robustness",),
-        missing="no robustness section (the robustness sweep is not built yet).",
     )
 )
