@@ -18,8 +18,9 @@ from typer.testing import CliRunner
 
 from asl_eval.analysis import AnalysisResult
 from asl_eval.audit import ThresholdRule, audit_leakage, leakage_record
-from asl_eval.audit.command import audit_command, run_audit
+from asl_eval.audit.command import run_audit
 from asl_eval.audit.plots import plot_distance_distribution
+from asl_eval.audit_cli import audit_command
 from asl_eval.demo_data import make_demo_dataset
 from asl_eval.predictions import Predictions
 from asl_eval.report import EvaluationSet, ModelInfo, build_context, read_report_json, write_report

@@ -1,5 +1,6 @@
-"""``asl-eval audit TRAIN_DIR``: the hash-based leakage audit of a training folder's random
-validation split (and of test folders given with ``--against``), without a model.
+"""What ``asl-eval audit TRAIN_DIR`` runs and prints, without torch: the hash-based leakage
+audit of a training folder's random validation split (and of test folders given with
+``--against``), and the text of the audit and of the embedding analysis.
 
 The split is training's: the folder is listed and labelled as ``asl-eval train`` lists it
 (:func:`asl_eval.audit.hashes.hash_folder`) and split with fastai's ``RandomSplitter(valid_pct,
@@ -7,28 +8,25 @@ seed)`` re-created without torch (:func:`asl_eval.audit.splits.random_split`). W
 there are no predictions, so the audit reports near-duplicate shares, not accuracy (the report's
 leakage section, which has the predictions, shows the leak-adjusted accuracy).
 
-The command is registered in :mod:`asl_eval.cli`. Exit codes: 0 done, 1 an asl-eval error
-(message on stderr), 2 a usage error.
+The typer command itself is :func:`asl_eval.audit_cli.audit_command` (a layer above, so that
+``--model`` can load a model); this module stays torch-free.
 
-Imports typer and the audit package.
+Imports the audit package (inside the functions) and :mod:`asl_eval.errors`.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-import typer
-
-from asl_eval.errors import AslEvalError, printable
+from asl_eval.errors import printable
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from asl_eval.analysis import AnalysisResult
 
-__all__ = ["audit_command", "render_summary", "run_audit"]
+__all__ = ["render_embeddings", "render_summary", "run_audit"]
 
 _SHOWN = 10
 
@@ -64,10 +62,16 @@ def _set_line(row: pd.Series) -> str:
 
     share = row["near_duplicate_share"]
     percent = f"{share:.1%}" if pd.notna(share) else "–"
-    return (
+    line = (
         f"{printable(row['set'])}: {row['n_images']} images, {row['near_duplicates']} with a "
         f"near-duplicate in training ({percent}), {row['exact_duplicates']} exact copies"
     )
+    if row.get("n_evaluated", 0) and pd.notna(row.get("accuracy")):
+        adjusted = row["leak_adjusted_accuracy"]
+        line += f"; accuracy {row['accuracy']:.1%}, leak-adjusted " + (
+            f"{adjusted:.1%}" if pd.notna(adjusted) else "–"
+        )
+    return line
 
 
 def render_summary(result: AnalysisResult) -> str:
@@ -99,48 +103,62 @@ def render_summary(result: AnalysisResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def audit_command(
-    train_dir: Annotated[
-        Path, typer.Argument(help="The training folder: one sub-folder of images per class.")
-    ],
-    valid_pct: Annotated[
-        float, typer.Option("--valid-pct", help="Validation share of training's random split.")
-    ] = 0.2,
-    seed: Annotated[int, typer.Option(help="Seed of training's random split.")] = 42,
-    against: Annotated[
-        list[Path] | None,
-        typer.Option("--against", help="A test folder to check too (repeatable)."),
-    ] = None,
-    threshold: Annotated[
-        int | None,
-        typer.Option(
-            "--threshold",
-            help="pHash threshold (bits of 64) for every class, instead of the per-class "
-            "calibration.",
-        ),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
-) -> None:
-    """Find validation and test images that are near-duplicates of training images (perceptual
-    hashes; no model needed)."""
-    from asl_eval.audit.records import leakage_record
+def _number(value: object, digits: int = 2) -> str:
+    import math
 
-    if not 0.0 < valid_pct < 1.0:
-        raise typer.BadParameter(
-            f"must be between 0 and 1, got {valid_pct:g}", param_hint="--valid-pct"
+    return f"{value:.{digits}f}" if isinstance(value, float | int) and math.isfinite(value) else "–"
+
+
+def render_embeddings(result: AnalysisResult) -> str:
+    """The embedding analysis as a few lines of text for the terminal: domain AUC per set,
+    accuracy by distance bin, the candidate pairs' verdicts and the suspicious labels (names
+    made printable)."""
+    from asl_eval.audit.records import info_table
+
+    summary = result.summary_record()
+    lines = [
+        f"embeddings: {summary['n_train']} training images sampled, k = {summary['k']} "
+        "nearest by cosine distance of the model's penultimate features"
+    ]
+    for _, row in info_table(result, "auc").iterrows():
+        lines.append(
+            f"domain AUC {printable(row['set'])} vs {printable(row['reference'])}: "
+            f"{_number(row['auc'])} (95% {_number(row['auc_low'])}-{_number(row['auc_high'])})"
         )
-    if threshold is not None and not -1 <= threshold <= 64:
-        raise typer.BadParameter(
-            f"must be between -1 and 64, got {threshold}", param_hint="--threshold"
+    bins = info_table(result, "distance_bins")
+    for _, row in info_table(result, "sets").iterrows():
+        part = bins[bins["set"] == row["set"]]
+        accuracies = ", ".join(
+            f"{_number(b['accuracy'] * 100, 0)}%" if b["n_images"] else "–"
+            for _, b in part.iterrows()
         )
-    try:
-        result = run_audit(
-            train_dir, valid_pct=valid_pct, seed=seed, against=against, threshold=threshold
+        lines.append(
+            f"{printable(row['set'])}: accuracy by distance bin, nearest first: {accuracies}; "
+            f"wrong further than right in {_number(row['error_distance_auc'])} of pairs "
+            f"(Mann-Whitney p {_number(row['error_distance_p'], 3)})"
         )
-    except AslEvalError as error:
-        typer.echo(f"error: {printable(error, keep=chr(10))}", err=True)
-        raise typer.Exit(code=1) from None
-    if as_json:
-        typer.echo(json.dumps(leakage_record(result), indent=2, ensure_ascii=False))
-    else:
-        typer.echo(render_summary(result), nl=False)
+    pairs = info_table(result, "pairs")
+    if len(pairs):
+        confirmed = int(pairs["confirmed"].astype(bool).sum())
+        lines.append(
+            "near-duplicate candidates confirmed by the features (cosine similarity at the "
+            f"{summary['confirm_quantile']:.0%} quantile of same-class training pairs or "
+            f"above): {confirmed} of {len(pairs)}"
+        )
+    suspicious = info_table(result, "suspicious")
+    lines.append(
+        f"suspicious labels (confidence >= {summary['high_confidence']}, neighbours agree "
+        f"with the model): {len(suspicious)}"
+    )
+    for _, row in suspicious.head(_SHOWN).iterrows():
+        lines.append(
+            f"  {printable(row['set'])}: {printable(row['relpath'])} labelled "
+            f"{printable(row['y_true'])}, predicted {printable(row['y_pred'])} "
+            f"({row['confidence']:.0%})"
+        )
+    if len(suspicious) > _SHOWN:
+        lines.append(f"  ... and {len(suspicious) - _SHOWN} more (--json lists them all)")
+    excluded = info_table(result, "excluded")
+    if len(excluded):
+        lines.append(f"files without features: {len(excluded)} (--json lists them with reasons)")
+    return "\n".join(lines) + "\n"

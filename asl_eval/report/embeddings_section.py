@@ -1,0 +1,265 @@
+"""The report's "Embedding drift" section: how the ``"embeddings"`` analysis
+(:func:`asl_eval.inference.features.embedding_audit`) becomes template variables and a JSON block.
+
+Registered with the section registry when this module is imported. ``build`` picks every
+number the template prints and draws the accuracy-by-distance figure, so ``embeddings.html.j2``
+only loops and prints; ``to_json`` is :func:`asl_eval.audit.embeddings.embeddings_record`.
+
+Imports pandas, the torch-free embedding analysis, the registry and the report's figure
+encoding (matplotlib through :func:`~asl_eval.report.figures.draw`); never torch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from numbers import Real
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from asl_eval.analysis import AnalysisResult
+from asl_eval.audit.embeddings import embeddings_record
+from asl_eval.errors import ReportError
+from asl_eval.report.figures import draw
+from asl_eval.report.registry import SectionSpec, register_section, registered_sections
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+__all__ = [
+    "EMBEDDINGS_SECTION",
+    "AucView",
+    "BinView",
+    "PairView",
+    "SetView",
+    "SuspiciousView",
+    "build",
+    "plot_accuracy_by_distance",
+    "to_json",
+]
+
+_SHOWN_SUSPICIOUS = 30
+"""Suspicious images listed on the page (the JSON has them all)."""
+
+
+@dataclass(frozen=True)
+class AucView:
+    """One domain-classifier comparison."""
+
+    reference: str
+    set_name: str
+    n_reference: int
+    n_set: int
+    auc: float
+    auc_low: float
+    auc_high: float
+
+
+@dataclass(frozen=True)
+class SetView:
+    """One evaluated set: distance to training and whether it predicts failure."""
+
+    name: str
+    n_images: int
+    n_excluded: int
+    accuracy: float
+    median_distance: float
+    error_distance_auc: float
+    error_distance_p: float
+    n_suspicious: int
+
+
+@dataclass(frozen=True)
+class BinView:
+    """Accuracy in one distance bin of one set."""
+
+    set_name: str
+    bin: int
+    distance_low: float
+    distance_high: float
+    n_images: int
+    n_correct: int
+    accuracy: float
+    interval: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class PairView:
+    """A candidate near-duplicate pair and its feature similarity."""
+
+    set_name: str
+    path: str
+    nearest_train: str
+    phash_distance: int
+    similarity: float
+    confirm_threshold: float
+    confirmed: bool
+
+
+@dataclass(frozen=True)
+class SuspiciousView:
+    """A confidently misclassified image whose training neighbours agree with the model."""
+
+    set_name: str
+    path: str
+    file_name: str
+    y_true: str
+    y_pred: str
+    confidence: float
+    knn_distance: float
+    neighbour_labels: str
+
+
+def _number(row: Mapping[Any, object], key: str) -> float:
+    value = row.get(key)
+    return float(value) if isinstance(value, Real) else math.nan
+
+
+def _table(result: AnalysisResult, key: str) -> list[dict[Hashable, object]]:
+    table = result.info.get(key)
+    if not isinstance(table, pd.DataFrame):
+        raise ReportError(f"The embedding analysis lacks its {key!r} table (info[{key!r}]).")
+    return [dict(row) for row in table.to_dict(orient="records")]
+
+
+def plot_accuracy_by_distance(bins: pd.DataFrame, *, ax: Axes | None = None) -> Axes:
+    """Accuracy (with its interval) against the median of each distance bin, one line per
+    set. Takes :func:`asl_eval.audit.embeddings.distance_bins` rows with a ``set`` column."""
+    if ax is None:
+        from matplotlib.figure import Figure
+
+        ax = Figure().add_subplot()
+    for name, part in bins.groupby("set", sort=False):
+        middle = (part["distance_low"] + part["distance_high"]) / 2
+        accuracy = part["accuracy"].to_numpy(dtype=float)
+        below = accuracy - part["accuracy_low"].to_numpy(dtype=float)
+        above = part["accuracy_high"].to_numpy(dtype=float) - accuracy
+        ax.errorbar(middle, accuracy, yerr=[below, above], marker="o", capsize=3, label=str(name))
+    ax.set_xlabel("mean cosine distance to the nearest training images (bin middle)")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(-0.02, 1.02)
+    if len(bins):
+        ax.legend(title="set", fontsize="small")
+    return ax
+
+
+def build(result: AnalysisResult) -> dict[str, object]:
+    """The template variables of the embedding-drift section (see ``embeddings.html.j2``)."""
+    summary = result.summary_record()
+    bins = result.info.get("distance_bins")
+    if not isinstance(bins, pd.DataFrame):
+        raise ReportError("The embedding analysis lacks its 'distance_bins' table.")
+    suspicious = _table(result, "suspicious")
+    return {
+        "n_train": int(_number(summary, "n_train")),
+        "n_per_class": summary.get("n_per_class"),
+        "k": int(_number(summary, "k")),
+        "high_confidence": _number(summary, "high_confidence"),
+        "confirm_similarity": _number(summary, "confirm_similarity"),
+        "confirm_quantile": _number(summary, "confirm_quantile"),
+        "distance_bound": _number(summary, "distance_bound"),
+        "in_distribution_quantile": _number(summary, "in_distribution_quantile"),
+        "auc": tuple(
+            AucView(
+                str(r["reference"]),
+                str(r["set"]),
+                int(_number(r, "n_reference")),
+                int(_number(r, "n_set")),
+                _number(r, "auc"),
+                _number(r, "auc_low"),
+                _number(r, "auc_high"),
+            )
+            for r in _table(result, "auc")
+        ),
+        "sets": tuple(
+            SetView(
+                str(r["set"]),
+                int(_number(r, "n_images")),
+                int(_number(r, "n_excluded")),
+                _number(r, "accuracy"),
+                _number(r, "median_distance"),
+                _number(r, "error_distance_auc"),
+                _number(r, "error_distance_p"),
+                int(_number(r, "n_suspicious")),
+            )
+            for r in _table(result, "sets")
+        ),
+        "bins": tuple(
+            BinView(
+                str(r["set"]),
+                int(_number(r, "bin")),
+                _number(r, "distance_low"),
+                _number(r, "distance_high"),
+                int(_number(r, "n_images")),
+                int(_number(r, "n_correct")),
+                _number(r, "accuracy"),
+                (_number(r, "accuracy_low"), _number(r, "accuracy_high")),
+            )
+            for r in _table(result, "distance_bins")
+        ),
+        "figure_uri": draw(lambda ax: plot_accuracy_by_distance(bins, ax=ax), size=(6.5, 3.4)),
+        "pairs": tuple(
+            PairView(
+                str(r["set"]),
+                str(r["path"]),
+                str(r["nearest_train"]),
+                int(_number(r, "phash_distance")),
+                _number(r, "similarity"),
+                _number(r, "confirm_threshold"),
+                bool(r["confirmed"]),
+            )
+            for r in _table(result, "pairs")
+        ),
+        "suspicious": tuple(
+            SuspiciousView(
+                str(r["set"]),
+                str(r["path"]),
+                str(r["path"]).replace("\\", "/").rsplit("/", 1)[-1],
+                str(r["y_true"]),
+                str(r["y_pred"]),
+                _number(r, "confidence"),
+                _number(r, "knn_distance"),
+                str(r["neighbour_labels"]),
+            )
+            for r in suspicious[:_SHOWN_SUSPICIOUS]
+        ),
+        "n_suspicious": len(suspicious),
+        "excluded": tuple(
+            (str(r["set"]), str(r["path"]), str(r["reason"])) for r in _table(result, "excluded")
+        ),
+    }
+
+
+def to_json(result: AnalysisResult) -> dict[str, object]:
+    """The embeddings block of the report's JSON
+    (:func:`asl_eval.audit.embeddings.embeddings_record`)."""
+    return embeddings_record(result)
+
+
+def _register() -> SectionSpec:
+    """Register the section; importing this module again replaces only its own spec."""
+    spec = SectionSpec(
+        key="embeddings",
+        title="Embedding drift: distance from the training images",
+        anchor="embeddings",
+        template="embeddings.html.j2",
+        build=build,
+        to_json=to_json,
+        order=30,
+        placeholder=(
+            "No embedding analysis in this report. It measures how far each image lies from "
+            "the training images in the model's own feature space, whether that predicts "
+            "failure, and which confident errors look like label errors; run asl-eval audit "
+            "TRAIN_DIR --model MODEL."
+        ),
+    )
+    own = any(
+        other.key == spec.key and other.build.__module__ == __name__
+        for other in registered_sections()
+    )
+    return register_section(spec, replace=own)
+
+
+EMBEDDINGS_SECTION = _register()
