@@ -42,6 +42,8 @@ from asl_eval.cli_options import (
     ChannelsLast,
     CheckImages,
     ChunkSize,
+    Embeddings,
+    EmbeddingSamples,
     EngineName,
     Epochs,
     FollowLinks,
@@ -69,6 +71,11 @@ from asl_eval.cli_options import (
     ShowProgress,
     SliceBy,
     Split,
+    Stress,
+    StressCorruptions,
+    StressPerClass,
+    StressSeed,
+    StressSeverities,
     Strict,
     TestDirs,
     TrainLabelsFrom,
@@ -84,10 +91,11 @@ from asl_eval.cli_options import (
 )
 from asl_eval.compare.command import compare_command
 from asl_eval.errors import AslEvalError, printable
+from asl_eval.stress.command import stress_command
 
 if TYPE_CHECKING:
     from asl_eval.labels import LabelOptions
-    from asl_eval.pipeline import CamOptions
+    from asl_eval.pipeline import CamOptions, StressOptions
     from asl_eval.progress import Progress
     from asl_eval.training import TrainResult
 
@@ -344,6 +352,13 @@ def report(
     metadata: Metadata = None,
     metadata_path_column: MetadataPathColumn = "path",
     slice_by: SliceBy = None,
+    embeddings: Embeddings = False,
+    embedding_samples: EmbeddingSamples = 50,
+    stress: Stress = False,
+    stress_corruptions: StressCorruptions = "default",
+    stress_severities: StressSeverities = "3",
+    stress_n_per_class: StressPerClass = 30,
+    stress_seed: StressSeed = 0,
     bf16: Bf16 = False,
     channels_last: ChannelsLast = False,
 ) -> None:
@@ -384,6 +399,11 @@ def report(
         metadata=metadata,
         metadata_path_column=metadata_path_column,
         slice_by=tuple(slice_by or ()),
+        embeddings=embeddings,
+        embedding_samples=embedding_samples,
+        stress=_stress_options(
+            stress, stress_corruptions, stress_severities, stress_n_per_class, stress_seed
+        ),
         engine_options={
             key: True for key, on in (("bf16", bf16), ("channels_last", channels_last)) if on
         },
@@ -393,6 +413,26 @@ def report(
     _echo("numbers", files.json)
     _echo("predictions", files.predictions_csv)
     _echo_findings(files.findings)
+
+
+def _stress_options(
+    on: bool, corruptions: str, severities: str, n_per_class: int, seed: int
+) -> StressOptions | None:
+    """``report --stress`` and its ``--stress-*`` options (None without ``--stress``)."""
+    from asl_eval.pipeline import StressOptions
+    from asl_eval.stress.command import parse_corruptions, parse_severities
+
+    if not on:
+        return None
+    try:
+        chosen = parse_corruptions(corruptions)
+    except AslEvalError as error:
+        raise typer.BadParameter(str(error), param_hint="--stress-corruptions") from None
+    try:
+        levels = parse_severities(severities)
+    except AslEvalError as error:
+        raise typer.BadParameter(str(error), param_hint="--stress-severities") from None
+    return StressOptions(chosen, levels, n_per_class=n_per_class, seed=seed)
 
 
 def _echo_findings(text: str) -> None:
@@ -492,6 +532,7 @@ def demo(
 # asl_eval.errors at the top, so `asl-eval --help` stays free of torch).
 app.command("audit")(audit_command)
 app.command("compare")(compare_command)
+app.command("stress")(stress_command)
 
 
 def main() -> None:

@@ -281,6 +281,44 @@ TrainMetadata = Annotated[
     typer.Option("--metadata", help="CSV with a path column and the --group-by column."),
 ]
 
+Stress = Annotated[
+    bool,
+    typer.Option(
+        "--stress/--no-stress",
+        help="Add the robustness sweep on the in-domain validation images: which image changes "
+        "break which classes (docs/stress.md); the default subset takes about 4 minutes on 2 "
+        "CPU cores.",
+    ),
+]
+StressCorruptions = Annotated[
+    str,
+    typer.Option(
+        help="The sweep's changes: comma-separated names, 'default' or 'all' "
+        "(asl-eval stress MODEL X --corruptions list shows them).",
+    ),
+]
+StressSeverities = Annotated[
+    str, typer.Option(help="The sweep's severities: '1..5' or '1,3,5' (default: 3).")
+]
+StressPerClass = Annotated[int, typer.Option(min=1, help="Images the sweep samples per class.")]
+StressSeed = Annotated[
+    int, typer.Option(min=0, help="Base seed of the sweep's sample and of its changes.")
+]
+
+Embeddings = Annotated[
+    bool,
+    typer.Option(
+        "--embeddings/--no-embeddings",
+        help="Add the embedding-drift section: domain AUC, accuracy by distance from the "
+        "training images, confirmed near-duplicates, suspicious labels (needs the training "
+        "folder: --in-domain or the training record).",
+    ),
+]
+EmbeddingSamples = Annotated[
+    int,
+    typer.Option(min=2, help="Training images per class the embeddings are compared with."),
+]
+
 
 def parse_lr(value: str) -> float | str:
     """``--lr``: a positive number, or ``find`` for fastai's learning-rate finder."""

@@ -1,5 +1,5 @@
 """The data audit: near-duplicate leakage between training and evaluation images, and frame
-groups for honest splits (issue 14, hash-based parts).
+groups for honest splits, image properties, metadata slices and embedding drift.
 
 Modules, bottom to top:
 
@@ -19,13 +19,17 @@ Modules, bottom to top:
   :mod:`~asl_eval.audit.domain_plots`: image properties and what differs between domains;
 - :mod:`~asl_eval.audit.slices` and :mod:`~asl_eval.audit.slice_plots`: accuracy by the values
   of a metadata CSV's columns (signer, camera, ...);
-- :mod:`~asl_eval.audit.command`: the ``asl-eval audit`` command (typer).
+- :mod:`~asl_eval.audit.embeddings`: what the model's features say (domain AUC, distance from
+  training, confirmed near-duplicates, suspicious labels), from features computed by
+  :mod:`asl_eval.inference.features`;
+- :mod:`~asl_eval.audit.command`: the ``asl-eval audit`` command's torch-free work (the typer
+  command itself is :mod:`asl_eval.audit_cli`, which may load a model).
 
 Layer: above :mod:`asl_eval.metrics` and :mod:`asl_eval.labels` (it uses the Wilson interval and
 training's labelling), below the report. Imports numpy, pandas, Pillow, imagehash and, in
-:mod:`~asl_eval.audit.plots` and :mod:`~asl_eval.audit.command` only, matplotlib and typer
-(neither is imported here). Never torch or fastai (an import-linter contract). Embedding-based
-checks are in :mod:`asl_eval.inference.features` (they need the model).
+:mod:`~asl_eval.audit.plots` and the other ``*_plots`` modules, matplotlib, and in
+:mod:`~asl_eval.audit.embeddings` scikit-learn (none is imported here). Never torch or fastai
+(an import-linter contract): the features come from :mod:`asl_eval.inference.features`.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from asl_eval._lazy import lazy_names
 
 if TYPE_CHECKING:
     from asl_eval.audit.domains import analyse_properties, domain_analysis, domains_record
+    from asl_eval.audit.embeddings import domain_auc, embedding_analysis, knn_distance
     from asl_eval.audit.foreground import background_share, foreground_mask
     from asl_eval.audit.groups import (
         DEFAULT_FRAME_GAP,
@@ -58,6 +63,9 @@ if TYPE_CHECKING:
 # The names load on first use (PEP 562), so `asl-eval --help`, which registers the audit
 # command, does not import numpy, pandas and imagehash.
 _API = {
+    "domain_auc": "asl_eval.audit.embeddings",
+    "embedding_analysis": "asl_eval.audit.embeddings",
+    "knn_distance": "asl_eval.audit.embeddings",
     "analyse_properties": "asl_eval.audit.domains",
     "background_share": "asl_eval.audit.foreground",
     "domain_analysis": "asl_eval.audit.domains",
@@ -109,7 +117,9 @@ __all__ = [
     "calibrate_thresholds",
     "clustered_accuracy",
     "domain_analysis",
+    "domain_auc",
     "domains_record",
+    "embedding_analysis",
     "exact_matches",
     "foreground_mask",
     "frame_groups",
@@ -121,6 +131,7 @@ __all__ = [
     "image_hashes",
     "image_properties",
     "join_groups",
+    "knn_distance",
     "leakage_record",
     "match_near_duplicates",
     "nearest_neighbours",

@@ -101,9 +101,9 @@ SENTENCES: dict[str, str] = {
     ),
     "embedding-distance": (
         "On {set}, accuracy falls with the distance from the training images: {acc_near} "
-        "({c_near} of {n_near}) in the nearest distance bin against {acc_far} ({c_far} of {n_far}) "
-        "in the farthest, {diff} points ({ci}); a wrong image lies further than a right one in "
-        "{auc} of pairs (Mann-Whitney p {p})."
+        "({c_near} of {n_near}) in the nearest distance bin against {acc_far} "
+        "({c_far} of {n_far}) in the farthest, {diff} points ({ci}); a wrong image lies further "
+        "than a right one in {auc} of pairs (Mann-Whitney p {p})."
     ),
     "robustness": (
         "On {set}, the per-class drop looks most like the simulated {corruption}: its per-class "

@@ -14,7 +14,7 @@ Imports the stages it runs (:mod:`asl_eval.trust`, :mod:`asl_eval.inference`,
 
 from __future__ import annotations
 
-from asl_eval.pipeline.request import CamOptions, ReportRequest, name_sets
+from asl_eval.pipeline.request import CamOptions, ReportRequest, StressOptions, name_sets
 from asl_eval.pipeline.run import run_report
 
-__all__ = ["CamOptions", "ReportRequest", "name_sets", "run_report"]
+__all__ = ["CamOptions", "ReportRequest", "StressOptions", "name_sets", "run_report"]

@@ -13,7 +13,7 @@ from asl_eval.errors import InputError
 from asl_eval.labels import LabelOptions
 from asl_eval.progress import Progress
 
-__all__ = ["CamOptions", "ReportRequest", "name_sets"]
+__all__ = ["CamOptions", "ReportRequest", "StressOptions", "name_sets"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,17 @@ class CamOptions:
     set_name: str | None = None
     k: int = 3
     n_per_class: int = 4
+
+
+@dataclass(frozen=True)
+class StressOptions:
+    """The robustness sweep (``--stress-*`` options); None: the documented default subset
+    (:data:`asl_eval.stress.DEFAULT_CORRUPTIONS` at :data:`asl_eval.stress.DEFAULT_SEVERITIES`)."""
+
+    corruptions: tuple[str, ...] | None = None
+    severities: tuple[int, ...] | None = None
+    n_per_class: int = 30
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -52,7 +63,10 @@ class ReportRequest:
     :func:`asl_eval.audit.domain_analysis`); None: with ``audit``. With ``metadata`` (a CSV
     naming each image in its ``metadata_path_column``), the "slices" section gives accuracy by
     each of its columns (``slice_by``, default: every column with few values;
-    :func:`asl_eval.audit.slice_analysis`).
+    :func:`asl_eval.audit.slice_analysis`). With ``stress``, the robustness sweep runs on the
+    in-domain images (:func:`asl_eval.stress.robustness_for_report`). With ``embeddings``, the
+    model's features of every set are compared with those of ``embedding_samples`` training
+    images per class (:func:`asl_eval.inference.features.embedding_audit`).
     """
 
     model: Path
@@ -73,6 +87,9 @@ class ReportRequest:
     metadata: Path | None = None
     metadata_path_column: str = "path"
     slice_by: Sequence[str] = ()
+    stress: StressOptions | None = None
+    embeddings: bool = False
+    embedding_samples: int = 50
     engine: str = "fastai"
     engine_options: Mapping[str, object] = field(default_factory=dict)
     use_cache: bool = True

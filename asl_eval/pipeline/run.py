@@ -18,6 +18,8 @@ from asl_eval.pipeline.sections import (
     audit_section,
     cam_section,
     domains_section,
+    embeddings_section,
+    robustness_section,
     slices_section,
 )
 from asl_eval.predictions import Predictions
@@ -269,6 +271,12 @@ def run_report(request: ReportRequest) -> ReportFiles:
             sections["domains"] = domains
     if request.metadata is not None:
         sections["slices"] = slices_section(request, sets)
+    if request.embeddings:
+        sections["embeddings"] = embeddings_section(
+            model, request, record, sets, leakage=sections.get("leakage")
+        )
+    if request.stress is not None:
+        sections["robustness"] = robustness_section(model, request, sets)
     if request.cam is not None:
         cam = cam_section(model.learner, sets, request.cam, request.progress)
         if cam is not None:

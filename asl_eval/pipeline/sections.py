@@ -1,6 +1,7 @@
 """The report's optional analyses, each run by one function from the predicted sets: Grad-CAM
 (:mod:`asl_eval.cam`), the leakage audit and the image properties of each domain and
-accuracy by metadata slice (:mod:`asl_eval.audit`).
+accuracy by metadata slice (:mod:`asl_eval.audit`), the embedding drift
+(:mod:`asl_eval.inference.features`) and the robustness sweep (:mod:`asl_eval.stress`).
 
 Each returns an :class:`~asl_eval.analysis.AnalysisResult` for the report's section registry, or
 None when the report has nothing for it; a stage's error becomes a :class:`ReportError` that
@@ -22,9 +23,17 @@ if TYPE_CHECKING:
     from fastai.learner import Learner
 
     from asl_eval.analysis import AnalysisResult
+    from asl_eval.inference import LazyModel
     from asl_eval.report import EvaluationSet
 
-__all__ = ["audit_section", "cam_section", "domains_section", "slices_section"]
+__all__ = [
+    "audit_section",
+    "cam_section",
+    "domains_section",
+    "embeddings_section",
+    "robustness_section",
+    "slices_section",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +77,17 @@ def cam_section(
         raise ReportError(f"Grad-CAM section: {error} (pass --no-cam to skip it)") from error
 
 
+def _training_folder(request: ReportRequest, record: Mapping[str, object], flag: str) -> Path:
+    """The training folder: ``--in-domain``, else the one the training record names."""
+    train = request.in_domain or record.get("data_dir")
+    if not train or not Path(str(train)).is_dir():
+        raise InputError(
+            f"{flag} needs the training folder: pass --in-domain TRAINING_DIR (the training "
+            "record beside the model names none that exists here)."
+        )
+    return Path(str(train))
+
+
 def audit_section(
     request: ReportRequest, record: Mapping[str, object], sets: Sequence[EvaluationSet]
 ) -> AnalysisResult:
@@ -75,17 +95,12 @@ def audit_section(
     folder, the other sets with ``against``."""
     from asl_eval.audit import audit_leakage
 
-    train = request.in_domain or record.get("data_dir")
-    if not train or not Path(str(train)).is_dir():
-        raise InputError(
-            "--audit needs the training folder: pass --in-domain TRAINING_DIR (the training "
-            "record beside the model names none that exists here)."
-        )
+    train = _training_folder(request, record, "--audit")
     if not sets:
         raise InputError("--audit needs at least one evaluated set.")
     first, *others = [e.predictions for e in sets]
     try:
-        return audit_leakage(Path(str(train)), first, against=others, progress=request.progress)
+        return audit_leakage(train, first, against=others, progress=request.progress)
     except AslEvalError as error:
         raise ReportError(f"Leakage audit: {error}") from error
 
@@ -121,3 +136,65 @@ def slices_section(request: ReportRequest, sets: Sequence[EvaluationSet]) -> Ana
         path_column=request.metadata_path_column,
         columns=list(request.slice_by) or None,
     )
+
+
+def robustness_section(
+    model: LazyModel, request: ReportRequest, sets: Sequence[EvaluationSet]
+) -> AnalysisResult:
+    """The robustness sweep on the in-domain images, forecast against each test set."""
+    from asl_eval.stress import DEFAULT_CORRUPTIONS, DEFAULT_SEVERITIES, robustness_for_report
+
+    options = request.stress
+    if options is None:
+        raise InputError("the robustness section needs its options (--stress).")
+    in_domain = next((e.predictions for e in sets if e.role == "in-domain"), None)
+    if in_domain is None:
+        raise InputError(
+            "--stress sweeps the in-domain validation images: keep model.valid.parquet beside "
+            "the model or pass --in-domain TRAINING_DIR."
+        )
+    try:
+        return robustness_for_report(
+            model,
+            in_domain,
+            [e.predictions for e in sets if e.role == "test"],
+            corruptions=options.corruptions or DEFAULT_CORRUPTIONS,
+            severities=options.severities or DEFAULT_SEVERITIES,
+            n_per_class=options.n_per_class,
+            seed=options.seed,
+            batch_size=request.batch_size,
+            progress=request.progress,
+        )
+    except AslEvalError as error:
+        raise ReportError(f"Robustness sweep: {error} (leave out --stress to skip it)") from error
+
+
+def embeddings_section(
+    model: LazyModel,
+    request: ReportRequest,
+    record: Mapping[str, object],
+    sets: Sequence[EvaluationSet],
+    leakage: AnalysisResult | None = None,
+) -> AnalysisResult:
+    """The model's features of every set against a per-class sample of the training folder;
+    with the leakage section, its near-duplicate candidates are confirmed by similarity."""
+    from asl_eval.inference.features import embedding_audit
+    from asl_eval.training import recorded_label_options
+
+    train = _training_folder(request, record, "--embeddings")
+    try:
+        return embedding_audit(
+            model.learner,
+            train,
+            [e.predictions for e in sets],
+            n_per_class=request.embedding_samples,
+            leakage=leakage,
+            in_domain=next((e.name for e in sets if e.role == "in-domain"), None),
+            label_options=recorded_label_options(record),
+            batch_size=request.batch_size,
+            progress=request.progress,
+        )
+    except AslEvalError as error:
+        raise ReportError(
+            f"Embedding analysis: {error} (leave out --embeddings to skip it)"
+        ) from error

@@ -17,8 +17,10 @@ from __future__ import annotations
 from asl_eval.report import audit_section as _audit_section  # noqa: F401  (registers leakage)
 from asl_eval.report import cam_section as _cam_section  # noqa: F401  (registers Grad-CAM)
 from asl_eval.report import domains_section as _domains_section  # noqa: F401  (registers domains)
-from asl_eval.report import slices_section as _slices_section  # noqa: F401  (registers slices)
+from asl_eval.report import embeddings_section as _embeddings_section  # noqa: F401  (registers embeddings)
 from asl_eval.report import findings_section as _findings_section  # noqa: F401  (registers findings)
+from asl_eval.report import robustness_section as _robustness_section  # noqa: F401  (registers robustness)
+from asl_eval.report import slices_section as _slices_section  # noqa: F401  (registers slices)
 from asl_eval.report.context import build_context, runtime_versions
 from asl_eval.report.data import EvaluationSet, ModelInfo, ReportContext
 from asl_eval.report.reading import read_report_json
