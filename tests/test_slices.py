@@ -5,6 +5,7 @@ section (escaped, valid JSON) and the ``slice`` findings check."""
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -201,7 +202,7 @@ def test_every_image_is_counted_and_unused_rows_are_reported(
     kept = [line for i, line in enumerate(lines) if i not in {*range(1, 8), 201, 202}]
     partial = tmp_path / "partial.csv"
     partial.write_text("\n".join(kept) + "\n", encoding="utf-8")
-    with pytest.warns(UserWarning, match="9 of 290 evaluated images have no metadata row"):
+    with pytest.warns(UserWarning, match="9 of 290 evaluated images have no metadata row in sets"):
         got = slice_analysis(sets, read_metadata(partial), columns=["signer"])
     summary = got.summary_record()
     assert (summary["n_images"], summary["n_matched"], summary["n_unmatched"]) == (290, 281, 9)
@@ -221,6 +222,23 @@ def test_every_image_is_counted_and_unused_rows_are_reported(
     assert matching.set_index("set").loc["valid", ["path", "none"]].tolist() == [88, 2]
     assert (got.items["match"] == "none").sum() == 9
     assert len(got.items) == 290
+
+
+def test_a_set_the_metadata_does_not_cover_is_recorded_without_a_warning(
+    planted: tuple[list[Predictions], Path], tmp_path: Path
+) -> None:
+    sets, csv = planted
+    massey = [s for s in sets if s.name == "massey"]
+    uncovered = Predictions.from_labels(
+        ["A", "B"], np.array([[0.9, 0.1], [0.2, 0.8]]), ["A", "B"], name="other"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = slice_analysis([*massey, uncovered], read_metadata(csv), columns=["signer"])
+    assert got.summary_record()["n_unmatched"] == 2
+    other = _slices(got)
+    other = other[other["set"] == "other"]
+    assert other["value"].tolist() == [NO_METADATA] and other["n"].tolist() == [2]
 
 
 def test_matching_rules_in_order(tmp_path: Path) -> None:

@@ -554,11 +554,14 @@ def slice_analysis(
             "path": metadata[path_column].to_numpy(dtype=object)[~used],
         }
     )
-    if len(unmatched):
+    # A set the CSV does not cover at all (often the in-domain split) is no surprise and is
+    # recorded in info["matching"]; a set it covers only in part may be a typo: warn.
+    partly = unmatched[unmatched["set"].isin(set(items.loc[items["match"] != "none", "set"]))]
+    if len(partly):
         warnings.warn(
-            f"{len(unmatched)} of {len(items)} evaluated images have no metadata row "
-            f"({first_few([Path(p).name for p in unmatched['path']])}); they form the slice "
-            f"{NO_METADATA!r}.",
+            f"{len(partly)} of {len(items)} evaluated images have no metadata row in sets the "
+            f"metadata otherwise covers ({first_few([Path(p).name for p in partly['path']])}); "
+            f"they form the slice {NO_METADATA!r}.",
             UserWarning,
             stacklevel=2,
         )
