@@ -49,15 +49,23 @@ def run_model_audit(
 ) -> tuple[AnalysisResult, AnalysisResult]:
     """The leakage audit with accuracy and the embedding analysis, with a model.
 
-    The validation split is training's random split (``valid_pct``, ``seed``) re-created and
-    predicted (:func:`asl_eval.training.predict_validation_split`); each ``against`` folder is
-    predicted with its labels read as the report reads them. Returns ``(leakage, embeddings)``.
+    The validation split is training's, re-created and predicted
+    (:func:`asl_eval.training.predict_validation_split`): the training record beside the model
+    names its kind (random, grouped, grouped by a metadata column), percentage, seed and
+    labelling; without a record, the random split of ``valid_pct`` and ``seed``. Each
+    ``against`` folder is predicted with its labels read as the report reads them. Returns
+    ``(leakage, embeddings)``.
     """
     from asl_eval.audit import ThresholdRule, audit_leakage
     from asl_eval.inference import LazyModel, PredictionCache, default_cache_dir, predict_folder
     from asl_eval.inference.features import embedding_audit
     from asl_eval.pipeline import name_sets
-    from asl_eval.training import predict_validation_split
+    from asl_eval.training import (
+        predict_validation_split,
+        read_training_record,
+        recorded_label_options,
+        recorded_split,
+    )
 
     cache = None
     if use_cache:
@@ -67,8 +75,25 @@ def run_model_audit(
             cache = None
     model = LazyModel(model_file, batch_size=batch_size, trust_model=trust_model, cache=cache)
     model.describe()  # from the cache's model record, or by loading the model: fails early
+    record = read_training_record(model_file) or {}
+    config = record.get("config")
+    if isinstance(config, dict):  # the split training made, not the options' defaults
+        valid_pct = float(str(config.get("valid_pct", valid_pct)))
+        seed = int(str(config.get("seed", seed)))
+    split = recorded_split(record)
+    labels = recorded_label_options(record)
     valid = predict_validation_split(
-        model, train_dir, valid_pct=valid_pct, seed=seed, batch_size=batch_size, cache=cache
+        model,
+        train_dir,
+        valid_pct=valid_pct,
+        seed=seed,
+        label_options=labels,
+        split=split.kind,
+        group_by=split.group_by,
+        metadata=split.metadata,
+        metadata_path_column=split.metadata_path_column,
+        batch_size=batch_size,
+        cache=cache,
     )
     tests = [
         predict_folder(model, folder, name=name, batch_size=batch_size, cache=cache)
@@ -88,6 +113,7 @@ def run_model_audit(
         n_per_class=n_per_class,
         leakage=leakage,
         in_domain=valid.name,
+        label_options=labels,
         batch_size=batch_size,
     )
     return leakage, embeddings
@@ -98,7 +124,12 @@ def audit_command(
         Path, typer.Argument(help="The training folder: one sub-folder of images per class.")
     ],
     valid_pct: Annotated[
-        float, typer.Option("--valid-pct", help="Validation share of training's random split.")
+        float,
+        typer.Option(
+            "--valid-pct",
+            help="Validation share of training's random split (with --model, the split in the "
+            "training record beside it wins).",
+        ),
     ] = 0.2,
     seed: Annotated[int, typer.Option(help="Seed of training's random split.")] = 42,
     against: Annotated[
