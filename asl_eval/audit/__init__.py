@@ -3,7 +3,8 @@ groups for honest splits, image properties, metadata slices and embedding drift.
 
 Modules, bottom to top:
 
-- :mod:`~asl_eval.audit.hashes`: pHash, dHash and SHA-256 of every image (:class:`HashTable`);
+- :mod:`~asl_eval.audit.hashes`: pHash, dHash and SHA-256 of every image (:class:`HashTable`),
+  hashed in worker processes and kept in the image-hash cache (:mod:`~asl_eval.audit.hash_cache`);
 - :mod:`~asl_eval.audit.neighbours`: exact nearest-neighbour search over packed 64-bit hashes;
 - :mod:`~asl_eval.audit.thresholds`: per-class near-duplicate thresholds;
 - :mod:`~asl_eval.audit.groups`: frame groups by union-find;
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
         frame_groups,
         frame_number,
     )
+    from asl_eval.audit.hash_cache import HashCache
     from asl_eval.audit.hashes import HashTable, hash_files, hash_folder, image_hashes
     from asl_eval.audit.intervals import ClusteredAccuracy, clustered_accuracy
     from asl_eval.audit.leakage import audit_leakage, set_summary
@@ -77,6 +79,7 @@ _API = {
     "ClusteredAccuracy": "asl_eval.audit.intervals",
     "DEFAULT_FRAME_GAP": "asl_eval.audit.groups",
     "DEFAULT_GROUP_DISTANCE": "asl_eval.audit.groups",
+    "HashCache": "asl_eval.audit.hash_cache",
     "HashTable": "asl_eval.audit.hashes",
     "Nearest": "asl_eval.audit.neighbours",
     "ThresholdRule": "asl_eval.audit.thresholds",
@@ -107,6 +110,7 @@ __all__ = [
     "DEFAULT_GROUP_DISTANCE",
     "Calibration",
     "ClusteredAccuracy",
+    "HashCache",
     "HashTable",
     "Nearest",
     "ThresholdRule",

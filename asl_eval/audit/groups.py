@@ -34,7 +34,7 @@ from pathlib import Path, PurePath
 
 import numpy as np
 
-from asl_eval.audit.neighbours import pairs_within
+from asl_eval.audit.neighbours import linked_pairs
 from asl_eval.errors import MetricError
 
 __all__ = [
@@ -197,7 +197,7 @@ def frame_groups(
     if max_frame_gap is not None:
         links.append(frame_pairs(paths, labels=labels, max_frame_gap=max_frame_gap))
     if phash is not None and max_distance is not None:
-        links.append(pairs_within(phash, max_distance, blocks=labels))
+        links.append(linked_pairs(phash, max_distance, blocks=labels))
     if extra_pairs is not None:
         links.append(extra_pairs)
     sets = UnionFind(n)

@@ -9,7 +9,11 @@ validation frames against 70,000 training frames is 1.2 billion distances: secon
 The nearest image is the one with the smallest pHash distance; ties are broken by the smaller
 dHash distance, then by the lower reference index, so the result is deterministic.
 
-Imports numpy only.
+:func:`pairs_within` lists every close pair; :func:`linked_pairs` gives, in bounded memory,
+fewer links with the same connected components (what frame groups need): on a class of
+near-identical frames the pairs grow with the square of its size, the links only linearly.
+
+Imports numpy and scipy (connected components).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from asl_eval.errors import MetricError
 
@@ -27,6 +33,7 @@ __all__ = [
     "exact_matches",
     "hamming",
     "hamming_matrix",
+    "linked_pairs",
     "nearest_neighbours",
     "pairs_within",
     "popcount",
@@ -109,13 +116,15 @@ def nearest_neighbours(
     step = _block_rows(len(reference_phash))
     for start in range(0, n, step):
         block = slice(start, start + step)
-        phash = hamming(query_phash[block, None], reference_phash[None, :]).astype(np.uint16)
-        dhash = hamming(query_dhash[block, None], reference_dhash[None, :]).astype(np.uint16)
-        best = np.argmin(phash * 65 + dhash, axis=1)  # argmin keeps the first of ties
-        rows = np.arange(len(best))
+        # one sort key per pair, built in place: pHash distance * 128 + dHash distance
+        key = hamming(query_phash[block, None], reference_phash[None, :]).astype(np.uint16)
+        key <<= 7
+        key |= hamming(query_dhash[block, None], reference_dhash[None, :])
+        best = np.argmin(key, axis=1)  # argmin keeps the first of ties
+        nearest = key[np.arange(len(best)), best]
         index[block] = best
-        phash_distance[block] = phash[rows, best]
-        dhash_distance[block] = dhash[rows, best]
+        phash_distance[block] = nearest >> 7
+        dhash_distance[block] = nearest & 127
     return Nearest(index, phash_distance, dhash_distance)
 
 
@@ -173,6 +182,65 @@ def pairs_within(
             keep = i < j
             left.append(i[keep])
             right.append(j[keep])
+    if not left:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    i, j = np.concatenate(left), np.concatenate(right)
+    order = np.lexsort((j, i))
+    return i[order], j[order]
+
+
+def _forest(n: int, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Links ``item -> first item of its component`` with the components of ``(left, right)``
+    over ``0..n-1``: at most ``n - 1`` links instead of every pair."""
+    graph = coo_matrix((np.ones(len(left), dtype=np.int8), (left, right)), shape=(n, n))
+    _, component = connected_components(graph, directed=False)
+    first = np.full(component.max(initial=-1) + 1, n, dtype=np.int64)
+    np.minimum.at(first, component, np.arange(n))
+    root = first[component]
+    linked = np.flatnonzero(root != np.arange(n))
+    return root[linked], linked
+
+
+def linked_pairs(
+    phash: np.ndarray, max_distance: int, *, blocks: Sequence[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Links ``i < j`` with exactly the connected components of :func:`pairs_within`'s pairs.
+
+    Each image is linked to the first image of its component, so there are fewer links than
+    images, however many pairs lie within ``max_distance``. The pairs are found block by block
+    (:data:`MAX_CELLS` distances at a time) and folded into components as they come, so memory
+    stays bounded too. Returns two index arrays, sorted.
+
+    >>> h = np.array([0b000, 0b001, 0b111, 0b011], dtype=np.uint64)
+    >>> [p.tolist() for p in linked_pairs(h, 1)]
+    [[0, 0, 0], [1, 2, 3]]
+    """
+    phash = np.asarray(phash, np.uint64).ravel()
+    if blocks is not None and len(blocks) != len(phash):
+        raise MetricError(f"{len(phash)} hashes but {len(blocks)} block labels.")
+    keys = np.zeros(len(phash), dtype=np.int64)
+    if blocks is not None:
+        keys = np.unique(np.asarray(blocks, dtype=object).astype(str), return_inverse=True)[1]
+    left: list[np.ndarray] = []
+    right: list[np.ndarray] = []
+    for key in np.unique(keys):
+        members = np.flatnonzero(keys == key)
+        m = len(members)
+        step = _block_rows(m)
+        kept_i, kept_j = np.zeros(0, np.int64), np.zeros(0, np.int64)
+        for start in range(0, m, step):
+            rows = np.arange(start, min(start + step, m))
+            close = hamming(phash[members[rows], None], phash[None, members]) <= max_distance
+            i, j = np.nonzero(close)
+            i = rows[i]
+            keep = i < j
+            kept_i = np.concatenate([kept_i, i[keep]])
+            kept_j = np.concatenate([kept_j, j[keep]])
+            if len(kept_i) > 2 * m:  # fold the pairs so far into their components
+                kept_i, kept_j = _forest(m, kept_i, kept_j)
+        kept_i, kept_j = _forest(m, kept_i, kept_j)
+        left.append(members[kept_i])
+        right.append(members[kept_j])
     if not left:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     i, j = np.concatenate(left), np.concatenate(right)

@@ -27,7 +27,8 @@ load. Layout under the cache folder::
     v1/runs/<run key>/<id>.json, <id>.npz
 
 Layer: inside :mod:`asl_eval.inference`; imports numpy, the standard library,
-:mod:`asl_eval.hashing` and :mod:`asl_eval._version`; no torch.
+:mod:`asl_eval.hashing`, :mod:`asl_eval.cache_files` (the cache folder, atomic writes) and
+:mod:`asl_eval._version`; no torch.
 """
 
 from __future__ import annotations
@@ -36,18 +37,16 @@ import hashlib
 import io
 import json
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from asl_eval._version import __version__
+from asl_eval.cache_files import CACHE_ENV, default_cache_dir, installed_versions, write_atomic
 from asl_eval.hashing import file_sha256
 
 __all__ = [
@@ -63,22 +62,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CACHE_ENV = "ASL_EVAL_CACHE_DIR"
-"""Environment variable that overrides the default cache folder."""
-
 FORMAT = "v1"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _PROBABILITY_TOLERANCE = 1e-4
 _VERSIONED = ("torch", "fastai", "pillow", "numpy", "onnxruntime")
-
-
-def default_cache_dir() -> Path:
-    """``$ASL_EVAL_CACHE_DIR``, else ``$XDG_CACHE_HOME/asl-eval``, else ``~/.cache/asl-eval``."""
-    explicit = os.environ.get(CACHE_ENV)
-    if explicit:
-        return Path(explicit).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "asl-eval"
 
 
 def model_key(model_file: str | Path) -> str:
@@ -95,13 +82,7 @@ def model_key(model_file: str | Path) -> str:
 def package_versions() -> dict[str, str]:
     """asl-eval's version and those of the packages that can change the numbers (read from
     their metadata; nothing is imported)."""
-    found = {"asl-eval": __version__}
-    for package in _VERSIONED:
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            found[package] = "not installed"
-    return found
+    return {"asl-eval": __version__, **installed_versions(_VERSIONED)}
 
 
 def canonical_sha256(value: object) -> str:
@@ -112,19 +93,6 @@ def canonical_sha256(value: object) -> str:
     """
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
     return hashlib.sha256(text.encode("ascii")).hexdigest()
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename: all or nothing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _read_json(path: Path) -> object:
