@@ -46,6 +46,8 @@ def run_model_audit(
     n_per_class: int = 50,
     batch_size: int = 64,
     use_cache: bool = True,
+    cache_dir: Path | None = None,
+    workers: int | None = None,
 ) -> tuple[AnalysisResult, AnalysisResult]:
     """The leakage audit with accuracy and the embedding analysis, with a model.
 
@@ -70,7 +72,7 @@ def run_model_audit(
     cache = None
     if use_cache:
         try:
-            cache = PredictionCache(default_cache_dir(), model_file)
+            cache = PredictionCache(cache_dir or default_cache_dir(), model_file)
         except OSError:  # a missing or unreadable model file: loading it says what is wrong
             cache = None
     model = LazyModel(model_file, batch_size=batch_size, trust_model=trust_model, cache=cache)
@@ -105,6 +107,9 @@ def run_model_audit(
         against=tests,
         thresholds=ThresholdRule(phash=threshold),
         thumbnails=False,
+        workers=workers,
+        cache=use_cache,
+        cache_dir=cache_dir,
     )
     embeddings = embedding_audit(
         model.learner,
@@ -170,8 +175,23 @@ def audit_command(
     batch_size: Annotated[int, typer.Option(min=1, help="With --model: images per batch.")] = 64,
     cache: Annotated[
         bool,
-        typer.Option(help="With --model: use the predictions cache (docs/inference.md)."),
+        typer.Option(
+            help="Reuse and keep image hashes (and with --model, predictions) in the cache "
+            "(docs/audit.md, docs/inference.md)."
+        ),
     ] = True,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="The cache folder (default: $ASL_EVAL_CACHE_DIR, else the user's cache folder)."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Processes that hash images (default: one per CPU, at most 8; 1: none)."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
 ) -> None:
     """Find validation and test images that are near-duplicates of training images (perceptual
@@ -192,7 +212,14 @@ def audit_command(
     try:
         if model is None:
             leakage = run_audit(
-                train_dir, valid_pct=valid_pct, seed=seed, against=against, threshold=threshold
+                train_dir,
+                valid_pct=valid_pct,
+                seed=seed,
+                against=against,
+                threshold=threshold,
+                workers=workers,
+                cache=cache,
+                cache_dir=cache_dir,
             )
         else:
             leakage, embeddings = run_model_audit(
@@ -206,6 +233,8 @@ def audit_command(
                 n_per_class=n_per_class,
                 batch_size=batch_size,
                 use_cache=cache,
+                cache_dir=cache_dir,
+                workers=workers,
             )
     except AslEvalError as error:
         typer.echo(f"error: {printable(error, keep=chr(10))}", err=True)

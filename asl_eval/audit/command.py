@@ -38,15 +38,19 @@ def run_audit(
     seed: int = 42,
     against: list[Path] | None = None,
     threshold: int | None = None,
+    workers: int | None = None,
+    cache: bool = True,
+    cache_dir: Path | None = None,
 ) -> AnalysisResult:
     """Hash ``train_dir``, re-create training's random validation split and audit it (and the
-    ``against`` folders) for near-duplicates of the training part."""
+    ``against`` folders) for near-duplicates of the training part. ``workers``, ``cache`` and
+    ``cache_dir`` are the hashing's (:func:`asl_eval.audit.hash_folder`)."""
     from asl_eval.audit.hashes import hash_folder
     from asl_eval.audit.leakage import audit_leakage
     from asl_eval.audit.splits import random_split
     from asl_eval.audit.thresholds import ThresholdRule
 
-    table = hash_folder(train_dir, name="train")
+    table = hash_folder(train_dir, name="train", workers=workers, cache=cache, cache_dir=cache_dir)
     train_index, valid_index = random_split(len(table), valid_pct=valid_pct, seed=seed)
     return audit_leakage(
         table.take(sorted(train_index.tolist())),
@@ -54,6 +58,9 @@ def run_audit(
         against=list(against or []),
         thresholds=ThresholdRule(phash=threshold),
         thumbnails=False,
+        workers=workers,
+        cache=cache,
+        cache_dir=cache_dir,
     )
 
 

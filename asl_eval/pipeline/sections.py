@@ -100,7 +100,14 @@ def audit_section(
         raise InputError("--audit needs at least one evaluated set.")
     first, *others = [e.predictions for e in sets]
     try:
-        return audit_leakage(train, first, against=others, progress=request.progress)
+        return audit_leakage(
+            train,
+            first,
+            against=others,
+            progress=request.progress,
+            cache=request.use_cache,
+            cache_dir=request.cache_dir,
+        )
     except AslEvalError as error:
         raise ReportError(f"Leakage audit: {error}") from error
 
