@@ -61,9 +61,9 @@ def browser() -> Iterator[object]:
         instance.close()
 
 
-def _open(browser, html: Path):  # type: ignore[no-untyped-def]
+def _open(browser, html: Path, width: int = 1280):  # type: ignore[no-untyped-def]
     """Open a report; return the page and what it tried: console errors, requests, dialogs."""
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page = browser.new_page(viewport={"width": width, "height": 900})
     seen: dict[str, list[str]] = {"errors": [], "requests": [], "dialogs": []}
     page.on(
         "console",
@@ -100,8 +100,8 @@ def test_demo_report_in_chromium(browser, tiny_model, tiny_learner, tmp_path: Pa
     headline = page.locator("#headline")
     assert headline.is_visible()
     assert "on valid" in headline.inner_text() and "on test" in headline.inner_text()
-    table = page.locator("table.per-class")
-    assert table.is_visible()
+    table = page.locator("table.per-class.comparison")
+    assert table.count() == 1 and table.is_visible()
     assert table.locator("tbody tr").count() == 29
     # sorting by a column works when JavaScript runs (and the table is complete without it)
     first_before = table.locator("tbody tr th").first.inner_text()
@@ -153,5 +153,82 @@ def test_hostile_names_show_no_dialog_and_inject_nothing(browser, tmp_path: Path
     assert page.locator("img[src='x']").count() == 0
     assert page.locator("iframe, svg, img[onerror]").count() == 0
     assert page.locator("script").count() == 1
-    assert "<script>alert(3)</script>" in page.locator("table.per-class").inner_text()
+    assert "<script>alert(3)</script>" in page.locator("table.per-class").first.inner_text()
+    page.close()
+
+
+def _generated_set(name: str, per_class: dict[str, int], right: float, seed: int) -> Predictions:
+    """A set with ``per_class[c]`` images of class c, about ``right`` of them predicted right
+    and the rest spread at random; long-ish names, as real set names are."""
+    from asl_eval.demo_data import ASL_CLASSES
+
+    rng = np.random.default_rng(seed)
+    classes = list(ASL_CLASSES)
+    y_true = [c for c in classes for _ in range(per_class.get(c, 0))]
+    index = np.array([classes.index(c) for c in y_true])
+    hit = rng.random(len(index)) < right
+    y_pred = np.where(hit, index, rng.integers(0, len(classes), len(index)))
+    proba = rng.dirichlet(np.ones(len(classes)), size=len(index)) * 0.3
+    proba[np.arange(len(index)), y_pred] += 0.7
+    paths = [f"/data/{name}/{t}/{i}.jpg" for i, t in enumerate(y_true)]
+    return Predictions.from_labels(y_true, proba, classes, paths=paths, name=name)
+
+
+def test_each_comparison_drop_column_is_visible_at_1366_px(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Four sets (the issue's reading): validation, the official one-image-per-class folder,
+    another signer without three classes, and a large third source. At 1366 px each
+    comparison's drop column is on screen without horizontal scrolling."""
+    from asl_eval.demo_data import ASL_CLASSES
+
+    every = dict.fromkeys(ASL_CLASSES, 20)
+    sets = [
+        EvaluationSet(_generated_set("valid", every, 0.95, 0), role="in-domain"),
+        EvaluationSet(
+            _generated_set("kaggle28-official", dict.fromkeys(ASL_CLASSES[:28], 1), 0.6, 1)
+        ),
+        EvaluationSet(
+            _generated_set("massey-other-signer", dict.fromkeys(ASL_CLASSES[:26], 20), 0.3, 2)
+        ),
+        EvaluationSet(_generated_set("third-source-870", dict.fromkeys(ASL_CLASSES, 30), 0.05, 3)),
+    ]
+    model_file = tmp_path / "m.pkl"
+    model_file.write_bytes(b"not used")
+    context = build_context(
+        sets,
+        model=ModelInfo.describe(
+            model_file,
+            arch="resnet34",
+            classes=list(ASL_CLASSES),
+            input_size="224×224",
+            versions={},
+        ),
+        command="asl-eval report m.pkl --set a=... --set b=... --set c=...",
+        findings=True,
+    )
+    files = write_report(context, tmp_path / "out", name="four")
+    page, seen = _open(browser, files.html, width=1366)
+    assert seen["errors"] == []
+    tables = page.locator("table.per-class.comparison")
+    assert tables.count() == 3
+    viewport = page.evaluate("() => window.innerWidth")
+    assert viewport == 1366
+    for i, name in enumerate(["kaggle28-official", "massey-other-signer", "third-source-870"]):
+        table = tables.nth(i)
+        assert table.get_attribute("data-out-of-domain") == name
+        table.scroll_into_view_if_needed()
+        drop = table.locator("th.drop")
+        assert drop.is_visible()
+        box = drop.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= viewport
+        # every drop cell, too, lies within the window, and its scroll box does not scroll
+        right = table.locator("td.drop").evaluate_all(
+            "cells => Math.max(...cells.map(c => c.getBoundingClientRect().right))"
+        )
+        assert right <= viewport
+        overflow = table.evaluate("t => t.parentElement.scrollWidth - t.parentElement.clientWidth")
+        assert overflow <= 0
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= viewport
+    ARTIFACTS.mkdir(exist_ok=True)
+    tables.nth(2).scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "report-four-sets-1366.png"), full_page=False)
     page.close()

@@ -137,6 +137,66 @@ def test_build_cam_section(built: Built) -> None:
     assert not set(top["path"]) & (set(gallery["path"]) | {gone})
 
 
+def test_outside_the_hand_columns_equal_a_recount(built: Built, tiny_learner) -> None:  # type: ignore[no-untyped-def]
+    """Every explained image's heatmap mass outside the hand, recomputed with plain numpy from
+    the foreground estimate of the image the model saw and the stored heatmaps."""
+    from asl_eval.audit.foreground import foreground_mask
+
+    items, heatmaps = built.result.items, built.result.info["heatmaps"]
+    seen = cam.explain_images(tiny_learner, list(items["path"]), [None], layer=LAYER).images
+    for i, item in enumerate(items.to_dict(orient="records")):
+        hand = foreground_mask(seen[i])
+        for column, heatmap in (
+            ("outside_mass_pred", heatmaps[i, 0]),
+            ("outside_mass_true", heatmaps[i, 1]),
+        ):
+            total = float(heatmap.sum())
+            if total == 0 or not hand.any():
+                assert np.isnan(item[column])
+            else:
+                assert item[column] == pytest.approx(float(heatmap[~hand].sum()) / total, abs=1e-6)
+                assert 0.0 <= item[column] <= 1.0
+    classes = built.result.info["classes"]
+    for record in classes.to_dict(orient="records"):
+        rows = items[(items["group"] == "class") & (items["class"] == record["class"])]
+        if len(rows):
+            assert record["mean_outside_mass"] == pytest.approx(rows["outside_mass_pred"].mean())
+            assert record["n_faithfulness"] == int(rows["faithfulness_pred"].notna().sum())
+
+
+def test_the_background_check_reads_the_cam_stage(built: Built) -> None:
+    """End to end: the findings' Grad-CAM background check runs on the stage's own result
+    (not skipped), and whatever it says equals a recount of the stage's items."""
+    from asl_eval.findings import FindingsSet, find, findings_of, skipped_of
+
+    result = find(
+        [FindingsSet(built.valid, "in-domain"), FindingsSet(built.ood)],
+        sections={"cam": built.result},
+    )
+    assert "cam-background" not in {s.check for s in skipped_of(result)}
+    items = built.result.items
+    gallery = items[items["group"] == "class"].drop_duplicates("path")
+    gallery = gallery[np.isfinite(gallery["outside_mass_pred"].astype(float))]
+    off = gallery["outside_mass_pred"].astype(float) > 0.5
+    wrong = ~gallery["correct"].astype(bool)
+    counts = {
+        "wrong_outside": int((off & wrong).sum()),
+        "wrong": int(wrong.sum()),
+        "right_outside": int((off & ~wrong).sum()),
+        "right": int((~wrong).sum()),
+    }
+    found = [f for f in findings_of(result) if f.check == "cam-background"]
+    for finding in found:
+        assert dict(finding.numbers) == counts
+    if not found:  # silent only when the wrong images are not shown to look off the hand more
+        from asl_eval.findings.stats import newcombe_difference
+
+        _, low, _ = newcombe_difference(
+            counts["wrong_outside"], counts["wrong"], counts["right_outside"], counts["right"]
+        )
+        assert not low > 0
+
+
 def test_build_cam_section_errors(tiny_learner, ood_predictions):  # type: ignore[no-untyped-def]
     with pytest.raises(cam.CamError, match="No evaluation set named 'massey'"):
         cam.build_cam_section(tiny_learner, {"ood": ood_predictions}, ood_set="massey")
@@ -217,6 +277,13 @@ def test_template_variables_and_html(built: Built) -> None:
     for gallery in galleries:
         assert f"heatmap for {gallery.class_name}" in html
     assert built.gone in html  # listed as not explained
+    assert variables["has_outside_mass"] and "off the hand (pred / true)" in html
+    for gallery in galleries:
+        if gallery.images:
+            assert (
+                f"of the predicted-class heatmaps over the\n  {gallery.n_faithfulness} "
+                f"{gallery.class_name} images above" in html
+            )
 
 
 def test_coarse_map_is_stated() -> None:

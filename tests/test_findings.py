@@ -174,6 +174,24 @@ def test_class_drops_equal_the_per_class_table_after_holm() -> None:
         assert finding.numbers["accuracy_out"] == row["accuracy_out"]
         assert finding.numbers["p_adjusted"] == row["p_adjusted"]
         assert finding.effect == pytest.approx(row["drop"])
+    # and against an independent Fisher's exact test per class with Holm across the classes
+    counts = [
+        (
+            int(((inside.y_true == i) & (inside.y_pred == i)).sum()),
+            int((inside.y_true == i).sum()),
+            int(((outside.y_true == i) & (outside.y_pred == i)).sum()),
+            int((outside.y_true == i).sum()),
+        )
+        for i in range(len(CLASSES))
+    ]
+    raw = [fisher_exact([[a, n - a], [b, m - b]]).pvalue for a, n, b, m in counts]
+    holm = multipletests(raw, method="holm")[1]
+    expected = {
+        CLASSES[i] for i, (a, n, b, m) in enumerate(counts) if holm[i] < 0.05 and a / n > b / m
+    }
+    assert set(found) == expected
+    for name, finding in found.items():
+        assert finding.numbers["p_adjusted"] == pytest.approx(holm[CLASSES.index(name)])
     assert "E drops from 95% on valid (38 of 40) to 0% on massey (0 of 30)" in found["E"].sentence
     paths = found["E"].evidence.paths
     assert paths and all("/E/" in p for p in paths)
@@ -290,6 +308,61 @@ def test_a_collapsed_set_and_a_healthy_one() -> None:
     assert by_check(run((make_set(clean_plan(30, 3), "massey"), "test")), "collapse") == []
 
 
+def test_a_set_at_chance_is_a_finding_and_a_good_one_is_not() -> None:
+    from scipy.stats import binomtest
+
+    rng = np.random.default_rng(1)
+    plan = {c: {} for c in CLASSES}
+    for c in CLASSES:
+        for guess in rng.integers(0, 6, 30):
+            plan[c][CLASSES[guess]] = plan[c].get(CLASSES[guess], 0) + 1
+    guessing = make_set(plan, "massey")
+    correct = int((guessing.y_true == guessing.y_pred).sum())
+    (finding,) = by_check(run((guessing, "test")), "chance")
+    test = binomtest(correct, 180, 1 / 6, alternative="greater")
+    assert test.pvalue >= 0.05
+    assert finding.numbers["p_value"] == pytest.approx(test.pvalue)
+    low, high = proportion_confint(correct, 180, method="wilson")
+    assert (finding.effect, finding.effect_low, finding.effect_high) == pytest.approx(
+        (correct / 180, low, high)
+    )
+    assert finding.score == pytest.approx(180 * (1 - high))
+    assert finding.sentence.startswith(
+        f"On massey the model is not shown to beat a baseline: accuracy "
+        f"{100 * correct / 180:.0f}% ({correct} of 180"
+    )
+    assert "17% for a uniform guess over 6 classes" in finding.sentence
+    assert by_check(run((make_set(clean_plan(30, 3), "massey"), "test")), "chance") == []
+
+
+def test_the_majority_class_baseline_and_the_ranking_of_several_problems() -> None:
+    from scipy.stats import binomtest
+
+    plan = {"A": {"A": 100}} | {c: {"A": 5} for c in CLASSES[1:]}  # always A: 80% right
+    always_a = make_set(plan, "massey")
+    result = run((always_a, "test"))
+    (chance,) = by_check(result, "chance")
+    assert chance.numbers["majority_class"] == "A"
+    assert chance.numbers["majority_accuracy"] == pytest.approx(0.8)
+    expected_p = binomtest(100, 125, 0.8, alternative="greater").pvalue
+    assert chance.numbers["p_value"] == pytest.approx(expected_p)
+    assert "80% for always predicting A" in chance.sentence
+    # the ranking: the set at its baseline first, then the five classes never predicted
+    given_up = by_check(result, "given-up")
+    assert [f.evidence.classes[0] for f in given_up] == list(CLASSES[1:])
+    high_set = proportion_confint(100, 125, method="wilson")[1]
+    high_class = proportion_confint(0, 5, method="wilson")[1]
+    ranked = [f.id for f in findings_of(result) if f.check in ("chance", "given-up")]
+    assert ranked == ["chance:massey"] + [f"given-up:massey:{c}" for c in CLASSES[1:]]
+    scores = {f.id: f.score for f in findings_of(result)}
+    assert scores["chance:massey"] == pytest.approx(125 * (1 - high_set))
+    assert scores["given-up:massey:B"] == pytest.approx(5 * (1 - high_class))
+    p_values = [binom.cdf(0, 125, 5 / 125)] * 5 + [binom.cdf(125, 125, 100 / 125)]
+    assert given_up[0].numbers["p_adjusted"] == pytest.approx(
+        multipletests(p_values, method="holm")[1][0]
+    )
+
+
 # -- (4) overconfidence -----------------------------------------------------------------------
 def test_an_overconfident_set_and_its_numbers() -> None:
     confidence = np.r_[np.full(60, 0.97), np.linspace(0.6, 0.99, 120)]
@@ -338,7 +411,7 @@ def test_classes_with_too_wide_an_interval() -> None:
     assert by_check(run((make_set(clean_plan(40), "valid"), "test")), "too-few") == []
 
 
-# -- (6) Grad-CAM, (7) leakage, (8) robustness: the optional sections ------------------------
+# -- (6) Grad-CAM, (7) leakage: the optional sections ------------------------
 def cam_result(scores: Sequence[float], *, metric: str = "road", outside=None) -> AnalysisResult:  # type: ignore[no-untyped-def]
     n = len(scores)
     items = pd.DataFrame(
@@ -440,17 +513,15 @@ def test_validation_inflated_by_near_duplicates() -> None:
     assert by_check(run((valid, "in-domain"), sections={"leakage": honest}), "leakage") == []
 
 
-def test_robustness_is_skipped_with_a_note() -> None:
+def test_checks_on_absent_sections_are_skipped_with_a_note() -> None:
     valid = make_set(clean_plan(40, 4), "valid")
     reasons = {s.check: s.reason for s in skipped_of(run((valid, "in-domain")))}
-    assert reasons["robustness"] == "no robustness section (the robustness sweep is not built yet)."
     assert reasons["leakage"].startswith("no leakage audit")
-    present = AnalysisResult("robustness", pd.DataFrame(), pd.DataFrame([{"n": 0}]))
-    reasons = {
-        s.check: s.reason
-        for s in skipped_of(run((valid, "in-domain"), sections={"robustness": present}))
-    }
-    assert "not implemented" in reasons["robustness"]
+    assert reasons["cam-background"] == "no Grad-CAM section in this report."
+    # the robustness check lives in the sweep's own module, not as a stub here
+    from asl_eval.findings.checks import sections
+
+    assert not hasattr(sections, "robustness")
 
 
 # -- ranking, registry, text, errors ----------------------------------------------------------
@@ -562,3 +633,23 @@ def test_importing_the_findings_imports_neither_torch_nor_the_report() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_docs_explain_every_built_in_check() -> None:
+    """docs/findings.md has a row for each check this package registers (other stages'
+    checks are documented with them)."""
+    from pathlib import Path
+
+    from asl_eval.findings import registered_checks
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "findings.md").read_text()
+    own = ("domain", "errors", "confidence", "sections")
+    keys = [
+        c.key
+        for c in registered_checks()
+        if c.run.__module__.rsplit(".", 1)[-1] in own
+        and c.run.__module__.startswith("asl_eval.findings.checks.")
+    ]
+    assert len(keys) == 12
+    missing = [key for key in keys if f"| `{key}` |" not in page]
+    assert missing == []

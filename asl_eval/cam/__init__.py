@@ -12,6 +12,8 @@ own, at about the cost of one forward pass. The stage's modules, each with one j
 * :mod:`~asl_eval.cam.explain`: :func:`explain_images` and :func:`compute_cams`;
 * :mod:`~asl_eval.cam.overlay`: heatmaps over images (RGB ``uint8`` contract) and PNG bytes;
 * :mod:`~asl_eval.cam.faithfulness`: whether a heatmap singles out the pixels the model uses;
+* :mod:`~asl_eval.cam.hand`: how much of a heatmap lies outside the hand (the audit's
+  foreground estimate);
 * :mod:`~asl_eval.cam.selection`: which images the report explains (pure numpy);
 * :mod:`~asl_eval.cam.rows`: heatmaps and faithfulness for chosen rows of stored predictions;
 * :mod:`~asl_eval.cam.section`: the report's analysis, an
@@ -32,6 +34,7 @@ from asl_eval.cam.faithfulness import (
     Faithfulness,
     faithfulness_scores,
 )
+from asl_eval.cam.hand import outside_mass
 from asl_eval.cam.layers import (
     MIN_MAP_SIZE,
     feature_map_sizes,
@@ -66,6 +69,7 @@ __all__ = [
     "find_target_layer",
     "find_target_layer_or_none",
     "learner_input_size",
+    "outside_mass",
     "overlay",
     "parse_cam_classes",
     "png_bytes",

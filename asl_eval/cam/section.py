@@ -8,7 +8,9 @@ The result's shape (the report's ``asl_eval/report/cam_section.py`` reads it):
 highest-loss images: ``group`` (``"class"`` or ``"top_losses"``), ``class`` (the gallery's
 class; ``None`` for the top losses), ``path``, ``set``, ``true_class``, ``pred_class``,
 ``proba_true``, ``proba_pred``, ``loss``, ``correct``, ``faithfulness_pred``,
-``faithfulness_true``, and the PNGs ``image_png`` (the input as the model saw it),
+``faithfulness_true``, ``outside_mass_pred`` and ``outside_mass_true`` (the share of the
+predicted- and true-class heatmap's mass outside the hand, :mod:`asl_eval.cam.hand`; NaN when
+no hand is found), and the PNGs ``image_png`` (the input as the model saw it),
 ``pred_png`` and ``true_png`` (heatmaps for the predicted and the true class over it).
 
 ``summary``, one row: ``method``, ``layer``, ``map_height``, ``map_width`` (the target layer's
@@ -18,7 +20,9 @@ feature map: the heatmaps' real resolution), ``ood_set``, ``in_domain_set``, ``s
 ``n_prediction_mismatches``.
 
 ``info``: ``classes`` (DataFrame, one row per explained class: ``class``, ``ood_accuracy``,
-``n_ood_images``, ``n_ood_misclassified``, ``mean_faithfulness``), ``means`` (DataFrame, one
+``n_ood_images``, ``n_ood_misclassified``, ``mean_faithfulness`` (over the class's gallery
+images, predicted-class heatmaps), ``n_faithfulness`` (how many images that mean is over),
+``mean_outside_mass`` (likewise, of ``outside_mass_pred``)), ``means`` (DataFrame, one
 row per mean heatmap: ``class``, ``set``, ``role`` (``"in_domain"`` or ``"out_of_domain"``),
 ``n_images``, ``overlay_png``), ``mean_heatmaps`` (``float32`` ``(len(means), H, W)``),
 ``heatmaps`` (``float32`` ``(len(items), 2, H, W)``: predicted, true class) and ``skipped``
@@ -48,6 +52,7 @@ from asl_eval.cam.faithfulness import (
     check_faithfulness,
     faithfulness_higher_is_better,
 )
+from asl_eval.cam.hand import hand_masks, outside_mass
 from asl_eval.cam.layers import resolve_layer
 from asl_eval.cam.overlay import overlay, png_bytes
 from asl_eval.cam.preprocess import learner_input_size
@@ -78,6 +83,8 @@ ITEM_COLUMNS: tuple[str, ...] = (
     "correct",
     "faithfulness_pred",
     "faithfulness_true",
+    "outside_mass_pred",
+    "outside_mass_true",
     "image_png",
     "pred_png",
     "true_png",
@@ -223,6 +230,7 @@ def _item_record(
     picture = explained.images[at]
     true_index, pred_index = int(predictions.y_true[row]), int(predictions.y_pred[row])
     cam_pred, cam_true = explained.cams[0, at], explained.cams[1, at]
+    (hand,) = hand_masks(picture[None])
     record: dict[str, object] = {
         "path": predictions.paths[row],
         "set": predictions.name,
@@ -234,6 +242,8 @@ def _item_record(
         "correct": true_index == pred_index,
         "faithfulness_pred": float(explained.faithfulness[0, at]),
         "faithfulness_true": float(explained.faithfulness[1, at]),
+        "outside_mass_pred": outside_mass(cam_pred, hand),
+        "outside_mass_true": outside_mass(cam_true, hand),
         "image_png": png_bytes(picture, size=size),
         "pred_png": png_bytes(overlay(picture, cam_pred), size=size),
         "true_png": png_bytes(overlay(picture, cam_true), size=size),
@@ -304,11 +314,14 @@ def _means(
 
 
 def _classes_table(ood: Predictions, selection: CamSelection, items: pd.DataFrame) -> pd.DataFrame:
-    """One row per explained class: its OOD accuracy, counts and mean gallery faithfulness."""
+    """One row per explained class: its OOD accuracy, counts, and the mean faithfulness and
+    outside-the-hand mass of its gallery images' predicted-class heatmaps."""
     records = []
     for name in selection.classes:
         of_class = ood.y_true == ood.classes.index(name)
-        scores = items.loc[items["class"] == name, "faithfulness_pred"].dropna()
+        gallery = items[(items["group"] == "class") & (items["class"] == name)]
+        scores = gallery["faithfulness_pred"].dropna()
+        outside = gallery["outside_mass_pred"].dropna()
         records.append(
             {
                 "class": name,
@@ -316,9 +329,19 @@ def _classes_table(ood: Predictions, selection: CamSelection, items: pd.DataFram
                 "n_ood_images": int(of_class.sum()),
                 "n_ood_misclassified": int((of_class & (ood.y_true != ood.y_pred)).sum()),
                 "mean_faithfulness": float(scores.mean()) if len(scores) else float("nan"),
+                "n_faithfulness": len(scores),
+                "mean_outside_mass": float(outside.mean()) if len(outside) else float("nan"),
             }
         )
-    columns = ["class", "ood_accuracy", "n_ood_images", "n_ood_misclassified", "mean_faithfulness"]
+    columns = [
+        "class",
+        "ood_accuracy",
+        "n_ood_images",
+        "n_ood_misclassified",
+        "mean_faithfulness",
+        "n_faithfulness",
+        "mean_outside_mass",
+    ]
     return pd.DataFrame(records, columns=columns)
 
 

@@ -11,6 +11,7 @@ torch or the cam stage itself (the result it reads is plain data).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ import pandas as pd
 from asl_eval.analysis import AnalysisResult
 from asl_eval.errors import ReportError
 from asl_eval.report.figures import data_uri
-from asl_eval.report.registry import SectionSpec, register_section, registered_sections
+from asl_eval.report.registry import SectionSpec, register_section
 from asl_eval.report.serialize import clean
 
 __all__ = ["CAM_SECTION", "CamGalleryView", "CamImageView", "CamMeanView", "build", "to_json"]
@@ -45,6 +46,8 @@ class CamImageView:
     proba_true: float
     faithfulness_pred: float
     faithfulness_true: float
+    outside_mass_pred: float
+    outside_mass_true: float
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,8 @@ class CamGalleryView:
     n_ood_images: int
     n_ood_misclassified: int
     mean_faithfulness: float
+    n_faithfulness: int
+    mean_outside_mass: float
     means: tuple[CamMeanView, ...]
     images: tuple[CamImageView, ...]
 
@@ -86,6 +91,13 @@ def _frame(result: AnalysisResult, key: str) -> pd.DataFrame:
     return frame
 
 
+def _number(row: Mapping[Hashable, object], key: str) -> float:
+    """A number of the analysis, NaN when it is absent (an analysis saved before the column
+    existed) or not a number."""
+    value = row.get(key)
+    return float(value) if isinstance(value, int | float) else math.nan
+
+
 def _image_view(row: Mapping[Hashable, object]) -> CamImageView:
     path = str(row["path"])
     return CamImageView(
@@ -101,6 +113,8 @@ def _image_view(row: Mapping[Hashable, object]) -> CamImageView:
         proba_true=float(row["proba_true"]),  # type: ignore[arg-type]
         faithfulness_pred=float(row["faithfulness_pred"]),  # type: ignore[arg-type]
         faithfulness_true=float(row["faithfulness_true"]),  # type: ignore[arg-type]
+        outside_mass_pred=_number(row, "outside_mass_pred"),
+        outside_mass_true=_number(row, "outside_mass_true"),
     )
 
 
@@ -118,6 +132,8 @@ def _galleries(result: AnalysisResult) -> tuple[CamGalleryView, ...]:
                 n_ood_images=int(record["n_ood_images"]),
                 n_ood_misclassified=int(record["n_ood_misclassified"]),
                 mean_faithfulness=float(record["mean_faithfulness"]),
+                n_faithfulness=int(rows["faithfulness_pred"].notna().sum()),
+                mean_outside_mass=_number(record, "mean_outside_mass"),
                 means=tuple(
                     CamMeanView(
                         str(m["class"]),
@@ -150,6 +166,7 @@ def build(result: AnalysisResult) -> dict[str, object]:
         "faithfulness_direction": "higher" if summary["faithfulness_higher_is_better"] else "lower",
         "n_prediction_mismatches": int(summary["n_prediction_mismatches"]),  # type: ignore[call-overload]
         "galleries": _galleries(result),
+        "has_outside_mass": "outside_mass_pred" in result.items.columns,
         "top_losses": tuple(_image_view(r) for r in top.to_dict(orient="records")),
         "skipped": tuple(
             (str(p), str(r)) for p, r in zip(skipped["path"], skipped["reason"], strict=True)
@@ -167,12 +184,24 @@ _IMAGE_FIELDS = (
     "loss",
     "faithfulness_pred",
     "faithfulness_true",
+    "outside_mass_pred",
+    "outside_mass_true",
 )
-_CLASS_FIELDS = ("ood_accuracy", "n_ood_images", "n_ood_misclassified", "mean_faithfulness")
+_CLASS_FIELDS = (
+    "ood_accuracy",
+    "n_ood_images",
+    "n_ood_misclassified",
+    "mean_faithfulness",
+    "n_faithfulness",
+    "mean_outside_mass",
+)
 
 
 def _image_records(items: pd.DataFrame) -> list[dict[str, object]]:
-    return [{f: clean(row[f]) for f in _IMAGE_FIELDS} for row in items.to_dict(orient="records")]
+    return [
+        {f: clean(row.get(f, math.nan)) for f in _IMAGE_FIELDS}
+        for row in items.to_dict(orient="records")
+    ]
 
 
 def to_json(result: AnalysisResult) -> dict[str, object]:
@@ -182,7 +211,7 @@ def to_json(result: AnalysisResult) -> dict[str, object]:
     classes = [
         {
             "class": record["class"],
-            **{f: clean(record[f]) for f in _CLASS_FIELDS},
+            **{f: clean(record.get(f, math.nan)) for f in _CLASS_FIELDS},
             "images": _image_records(
                 items[(items["group"] == "class") & (items["class"] == record["class"])]
             ),
@@ -220,11 +249,7 @@ def _register() -> SectionSpec:
             "No Grad-CAM section in this report (run asl-eval report with the model to compute it)."
         ),
     )
-    own = any(
-        other.key == spec.key and other.build.__module__ == __name__
-        for other in registered_sections()
-    )
-    return register_section(spec, replace=own)
+    return register_section(spec)
 
 
 CAM_SECTION = _register()

@@ -40,8 +40,10 @@ from asl_eval.report.sharing import (
 from asl_eval.report.tables import (
     bootstrap_note,
     class_rows,
+    comparison_rows,
     headline_sentence,
     ledger_rows,
+    predicted_classes,
     uncertainty_note,
 )
 
@@ -75,6 +77,7 @@ def evaluate_set(
         content={"n_hashed": len(p.sha256), "digest": p.content_digest},
         not_evaluated=ledger_rows(p.ledger.to_frame()),
         figures=set_figures(computed, n_gallery=n_gallery, thumb_size=thumb_size, locate=locate),
+        predicted=predicted_classes(computed.confusion),
     )
 
 
@@ -84,13 +87,16 @@ def compare_sets(in_domain: EvaluationSet, other: EvaluationSet) -> Comparison:
         warnings.simplefilter("ignore", RuntimeWarning)
         table = metrics.domain_comparison(in_domain.predictions, other.predictions)
     summary = metrics.domain_gap_summary(table)
+    rows, n_too_few = comparison_rows(in_domain.predictions.classes, table)
     return Comparison(
         in_domain=in_domain.name,
         out_of_domain=other.name,
         table=table,
         n_significant=summary.n_significant_drops,
         n_compared=summary.n_compared,
-        chart=domain_gap_chart(table),
+        chart=domain_gap_chart(rows, in_domain.name, other.name),
+        rows=rows,
+        n_too_few=n_too_few,
     )
 
 
@@ -112,12 +118,15 @@ def _check_sets(evaluation_sets: Sequence[EvaluationSet]) -> tuple[str, ...]:
     return tuple(first.predictions.classes)
 
 
-def _typical_supports(results: Sequence[SetResult]) -> list[int]:
-    """Median class size of each test set (of every set when there is no test set)."""
-    tables = [r.evaluation.per_class for r in results if r.role == "test"] or [
-        r.evaluation.per_class for r in results
-    ]
-    return [int(table["support"].median()) for table in tables if len(table)]
+def _typical_supports(results: Sequence[SetResult]) -> list[tuple[str, int]]:
+    """Each set's median class size, over the classes it has images of."""
+    sizes = []
+    for result in results:
+        support = result.evaluation.per_class["support"]
+        present = support[support > 0]
+        if len(present):
+            sizes.append((result.name, int(present.median())))
+    return sizes
 
 
 def _interval(result: SetResult) -> tuple[float, float]:
@@ -236,6 +245,7 @@ def _context(
     headline = headline_sentence(
         [(r.name, r.evaluation.overall.accuracy, _interval(r)) for r in results],
         [(c.out_of_domain, c.n_significant, c.n_compared) for c in comparisons],
+        [c.n_too_few for c in comparisons],
     )
     return ReportContext(
         title=title,

@@ -28,11 +28,14 @@ __all__ = [
     "ClassCell",
     "ClassRow",
     "Comparison",
+    "ComparisonRow",
     "ConfusedPair",
     "EvaluationSet",
     "GapCell",
     "LedgerRow",
     "ModelInfo",
+    "PredictedClass",
+    "PredictedClasses",
     "ReportContext",
     "Role",
     "SetFigures",
@@ -145,12 +148,16 @@ class Thumb:
 
 @dataclass(frozen=True)
 class ConfusedPair:
-    """One row of the most-confused-pairs table, with thumbnails of its highest-loss images."""
+    """One row of the most-confused-pairs table, with thumbnails of its highest-loss images.
+
+    ``loss`` is the summed loss of the pair's images: pairs with as many images are ordered
+    by it (highest first)."""
 
     actual: str
     predicted: str
     count: int
     examples: tuple[Thumb, ...]
+    loss: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -174,6 +181,46 @@ class LedgerRow:
 
 
 @dataclass(frozen=True)
+class PredictedClass:
+    """One class among a set's predictions: how often it is predicted and how many images of
+    the set really are that class."""
+
+    name: str
+    predicted: int
+    share: float
+    support: int
+
+
+@dataclass(frozen=True)
+class PredictedClasses:
+    """The distribution of a set's predicted classes, and the accuracies to read the set's
+    accuracy against.
+
+    Attributes
+    ----------
+    n_images, n_classes
+        The set's images and the model's classes.
+    n_distinct
+        How many classes the model predicts at least once on the set.
+    top
+        The most predicted classes, most first (ties in the model's class order).
+    chance_accuracy
+        The accuracy of a uniform random guess over the model's classes, ``1 / n_classes``.
+    majority_class, majority_accuracy
+        The set's most frequent true class and the accuracy of always predicting it (its share
+        of the set).
+    """
+
+    n_images: int
+    n_classes: int
+    n_distinct: int
+    top: tuple[PredictedClass, ...]
+    chance_accuracy: float
+    majority_class: str
+    majority_accuracy: float
+
+
+@dataclass(frozen=True)
 class SetResult:
     """One evaluation set in the report.
 
@@ -191,6 +238,8 @@ class SetResult:
     content: Mapping[str, object] = field(default_factory=dict)
     """``n_hashed`` (images with a content hash) and ``digest``
     (:attr:`asl_eval.predictions.Predictions.content_digest`, None when unknown)."""
+    predicted: PredictedClasses | None = None
+    """The distribution of the predicted classes, with the chance and majority-class rates."""
 
     @property
     def name(self) -> str:
@@ -198,12 +247,36 @@ class SetResult:
 
 
 @dataclass(frozen=True)
+class ComparisonRow:
+    """One class of one comparison, as its compact table prints it: the class's accuracy in
+    the in-domain and the out-of-domain set, side by side with its drop.
+
+    ``drop_low``/``drop_high`` are Newcombe's 95% interval of the drop (the findings'), and
+    ``too_few`` marks a class whose sizes could not show even a drop from 100% to 0% on its
+    own (Fisher's smallest attainable p at or above alpha / classes compared).
+    """
+
+    position: int
+    name: str
+    inside: ClassCell
+    outside: ClassCell
+    drop: float
+    drop_low: float
+    drop_high: float
+    p_adjusted: float
+    significant_drop: bool
+    marker: str
+    too_few: bool
+
+
+@dataclass(frozen=True)
 class Comparison:
     """In-domain versus one out-of-domain set, per class.
 
     ``n_significant`` counts the classes whose accuracy drops significantly (a significant
-    gain is not a drop); ``n_compared`` those with images in both sets; ``chart`` is the
-    per-class drop as a ``data:`` URI.
+    gain is not a drop); ``n_compared`` those with images in both sets; ``n_too_few`` those
+    among them too small for a drop to be detected on their own; ``chart`` is the per-class
+    drop as a ``data:`` URI; ``rows`` the compact per-class table, in the model's order.
     """
 
     in_domain: str
@@ -212,6 +285,8 @@ class Comparison:
     n_significant: int
     n_compared: int
     chart: str
+    rows: tuple[ComparisonRow, ...] = ()
+    n_too_few: int = 0
 
 
 @dataclass(frozen=True)

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from asl_eval.errors import UnreadableImage
 from asl_eval.inputs import load_rgb
-from asl_eval.report.data import ConfusedPair, SetFigures, Thumb
+from asl_eval.report.data import ComparisonRow, ConfusedPair, SetFigures, Thumb
+from asl_eval.report.tables import confused_pairs_by_loss
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -31,6 +34,8 @@ __all__ = [
     "draw",
     "figure_data_uri",
     "per_class_chart",
+    "plot_class_accuracy_points",
+    "plot_class_drops",
     "set_figures",
     "thumbnail_data_uri",
 ]
@@ -106,12 +111,13 @@ def _confused_pairs(
     locate: Locate | None,
 ) -> tuple[ConfusedPair, ...]:
     losses = evaluation.losses
+    ordered = confused_pairs_by_loss(evaluation.confused_pairs, losses)
     pairs = []
-    for pair in evaluation.confused_pairs.head(n_pairs).to_dict(orient="records"):
+    for pair in ordered.head(n_pairs).to_dict(orient="records"):
         actual, predicted = str(pair["actual"]), str(pair["predicted"])
         examples = losses[(losses["actual"] == actual) & (losses["predicted"] == predicted)]
         thumbs = _thumbs(examples, limit=n_examples, size=thumb_size, locate=locate)
-        pairs.append(ConfusedPair(actual, predicted, int(pair["count"]), thumbs))
+        pairs.append(ConfusedPair(actual, predicted, int(pair["count"]), thumbs, pair["loss"]))
     return tuple(pairs)
 
 
@@ -157,22 +163,125 @@ def set_figures(
     )
 
 
-def per_class_chart(per_class: Mapping[str, pd.DataFrame], n_classes: int) -> str:
-    """Per-class accuracy bars for every set (name -> per-class table) side by side, with
-    Wilson whiskers."""
-    from asl_eval import plots
+#: A class whose 95% interval is wider than this is drawn faded: too few images to tell.
+WIDE_INTERVAL = 0.5
 
-    width = max(8.0, 0.32 * n_classes * max(1, len(per_class)) + 2)
-    tables = dict(per_class)
-    return draw(
-        lambda ax: plots.plot_per_class_accuracy(tables, ax=ax), size=(min(width, 18.0), 4.2)
+
+def plot_class_accuracy_points(tables: Mapping[str, pd.DataFrame], ax: Axes) -> Axes:
+    """Per-class accuracy of every set side by side: a point per class and set with its
+    Wilson interval, the point's area proportional to the class's images, and classes whose
+    interval is wider than :data:`WIDE_INTERVAL` drawn hollow and faded, so a class of one
+    image (at 0% or 100%) does not stand out like a class of thirty.
+
+    ``ax.collections`` holds one scatter per set, in order (sizes in ``get_sizes()``).
+    """
+    from asl_eval.plots import PALETTE, literal
+
+    classes = list(next(iter(tables.values())).index)
+    n_sets, positions = len(tables), np.arange(len(classes))
+    largest = max(float(t["support"].max()) for t in tables.values()) or 1.0
+    step = 0.8 / max(n_sets, 1)
+    for i, (name, frame) in enumerate(tables.items()):
+        x = positions + (i - (n_sets - 1) / 2) * step
+        accuracy = frame["accuracy"].to_numpy(dtype=np.float64)
+        low = frame["ci_low"].to_numpy(dtype=np.float64)
+        high = frame["ci_high"].to_numpy(dtype=np.float64)
+        support = frame["support"].to_numpy(dtype=np.float64)
+        wide = ~((high - low) <= WIDE_INTERVAL)
+        colour = PALETTE[i % len(PALETTE)]
+        ax.vlines(x, low, high, color=colour, linewidth=1.0, alpha=0.45)
+        sizes = 4.0 + 60.0 * support / largest
+        faces = [("none" if w else colour) for w in wide]
+        ax.scatter(
+            x,
+            accuracy,
+            s=sizes,
+            facecolors=faces,
+            edgecolors=colour,
+            linewidths=1.0,
+            zorder=3,
+            label=literal(name),
+        )
+    ax.set_xticks(positions, [literal(c) for c in classes], rotation=90 if len(classes) > 12 else 0)
+    ax.set_xlim(-0.6, len(classes) - 0.4)
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_ylabel("accuracy (lines: 95% Wilson interval)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.legend(
+        loc="lower right",
+        bbox_to_anchor=(1.0, 1.0),
+        ncol=min(n_sets, 4),
+        frameon=False,
+        title=f"area: images; hollow: interval wider than {100 * WIDE_INTERVAL:.0f} points",
     )
+    return ax
 
 
-def domain_gap_chart(table: pd.DataFrame) -> str:
-    """Per-class drop from in-domain to one out-of-domain set (a
-    :func:`metrics.domain_comparison` table)."""
-    from asl_eval import plots
+def per_class_chart(per_class: Mapping[str, pd.DataFrame], n_classes: int) -> str:
+    """Per-class accuracy for every set (name -> per-class table) side by side, as points
+    sized by the class's images with Wilson intervals (:func:`plot_class_accuracy_points`)."""
+    width = max(8.0, 0.3 * n_classes * max(1.0, 0.6 * len(per_class)) + 2)
+    tables = dict(per_class)
+    return draw(lambda ax: plot_class_accuracy_points(tables, ax), size=(min(width, 14.0), 4.2))
 
-    height = max(3.0, 0.24 * len(table) + 1.2)
-    return draw(lambda ax: plots.plot_domain_gap(table, ax=ax), size=(7.0, height))
+
+def _drop_order(rows: Sequence[ComparisonRow]) -> list[ComparisonRow]:
+    """Classes with images in both sets, the surest drop first: by the lower end of the drop's
+    interval (then the drop, then the model's order)."""
+    tested = [r for r in rows if math.isfinite(r.drop_low)]
+    return sorted(tested, key=lambda r: (-r.drop_low, -r.drop, r.position))
+
+
+def plot_class_drops(
+    rows: Sequence[ComparisonRow], ax: Axes, *, in_domain: str = "", out_of_domain: str = ""
+) -> Axes:
+    """Per-class drop of one comparison with its 95% Newcombe interval, sorted by the lower
+    end of that interval (the surest drops on top), each label giving the class's images in
+    both sets. Classes too small to show a drop on their own are grey, so a one-image class
+    with a 100-point drop sits low and faded instead of on top.
+
+    ``ax.collections[-1]`` holds the points at ``(drop, row)``, top row first.
+    """
+    from asl_eval.plots import PALETTE, literal
+
+    shown = _drop_order(rows)
+    positions = np.arange(len(shown))
+    drops = np.array([r.drop for r in shown], dtype=np.float64)
+    colours = [
+        PALETTE[5] if r.significant_drop else ("#bbbbbb" if r.too_few else PALETTE[0])
+        for r in shown
+    ]
+    ax.axvline(0.0, color="#777777", linewidth=0.8)
+    ax.hlines(positions, [r.drop_low for r in shown], [r.drop_high for r in shown], colors=colours)
+    ax.scatter(drops, positions, c=colours, zorder=3, s=18)
+    labels = [
+        f"{literal(r.name)} ({r.inside.support}/{r.outside.support})"
+        + (" *" if r.significant_drop else "")
+        for r in shown
+    ]
+    ax.set_yticks(positions, labels)
+    ax.set_ylim(len(shown) - 0.5, -0.5)
+    ax.set_xlim(-1.02, 1.02)
+    ax.set_xlabel(
+        f"accuracy drop from {literal(in_domain)} to {literal(out_of_domain)} (lines: 95% interval)"
+    )
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.set_title(
+        "labels: class (images in / out); * significant (Fisher, Holm); grey: too few to tell",
+        loc="left",
+        fontsize="small",
+    )
+    return ax
+
+
+def domain_gap_chart(
+    rows: Sequence[ComparisonRow], in_domain: str = "", out_of_domain: str = ""
+) -> str:
+    """The per-class drop of one comparison (:func:`plot_class_drops`) as a ``data:`` URI."""
+    height = max(3.0, 0.22 * len(rows) + 1.4)
+    return draw(
+        lambda ax: plot_class_drops(rows, ax, in_domain=in_domain, out_of_domain=out_of_domain),
+        size=(6.5, height),
+    )

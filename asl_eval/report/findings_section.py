@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from asl_eval.analysis import AnalysisResult
 from asl_eval.findings import findings_of, skipped_of
-from asl_eval.report.registry import SectionSpec, register_section, registered_sections
+from asl_eval.report.registry import SectionSpec, register_section
 from asl_eval.report.serialize import clean
 
 __all__ = ["FINDINGS_SECTION", "N_TOP", "FindingView", "build", "to_json"]
@@ -114,7 +114,7 @@ def to_json(result: AnalysisResult) -> dict[str, object]:
 
 
 def _register() -> SectionSpec:
-    """Register the section; importing this module again replaces only its own spec."""
+    """Register the section (importing this module again replaces its own spec)."""
     spec = SectionSpec(
         key="findings",
         title="What we found",
@@ -124,11 +124,7 @@ def _register() -> SectionSpec:
         to_json=to_json,
         order=0,
     )
-    own = any(
-        other.key == spec.key and other.build.__module__ == __name__
-        for other in registered_sections()
-    )
-    return register_section(spec, replace=own)
+    return register_section(spec)
 
 
 FINDINGS_SECTION = _register()

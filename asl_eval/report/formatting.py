@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-__all__ = ["fmt_interval", "fmt_number", "fmt_percent", "fmt_pvalue"]
+__all__ = ["fmt_interval", "fmt_number", "fmt_percent", "fmt_points", "fmt_pvalue"]
 
 
 def fmt_percent(value: float | None, digits: int = 1) -> str:
@@ -20,6 +20,18 @@ def fmt_percent(value: float | None, digits: int = 1) -> str:
     if value is None or not math.isfinite(value):
         return "–"
     return f"{100 * value:.{digits}f}%"
+
+
+def fmt_points(value: float | None, digits: int = 1) -> str:
+    """A difference of proportions in percentage points: ``0.8493`` -> ``'84.9'``; NaN and
+    None -> ``'–'``.
+
+    >>> fmt_points(0.8493), fmt_points(-0.05), fmt_points(float("nan"))
+    ('84.9', '-5.0', '–')
+    """
+    if value is None or not math.isfinite(value):
+        return "–"
+    return f"{100 * value:.{digits}f}"
 
 
 def fmt_interval(interval: Sequence[float] | None) -> str:

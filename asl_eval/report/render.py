@@ -17,7 +17,13 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from asl_eval.report.data import ReportContext
 from asl_eval.report.figures import data_uri
-from asl_eval.report.formatting import fmt_interval, fmt_number, fmt_percent, fmt_pvalue
+from asl_eval.report.formatting import (
+    fmt_interval,
+    fmt_number,
+    fmt_percent,
+    fmt_points,
+    fmt_pvalue,
+)
 
 __all__ = ["data_uri_attr", "make_environment", "png_uri", "render_html", "sort_key"]
 
@@ -63,6 +69,8 @@ def make_environment() -> Environment:
     environment.filters.update(
         percent=fmt_percent,
         interval=fmt_interval,
+        points=fmt_points,
+        points_interval=fmt_interval,
         number=fmt_number,
         pvalue=fmt_pvalue,
         sortkey=sort_key,

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from asl_eval.report.sections import section_blocks
+from asl_eval.report.tables import confused_pairs_by_loss
 
 if TYPE_CHECKING:
     from asl_eval.report.data import Comparison, ReportContext, SetResult
@@ -119,7 +120,9 @@ def _set_json(result: SetResult) -> dict[str, JsonValue]:
             "classes": list(e.confusion.columns.astype(str)),
             "counts": clean(e.confusion.to_numpy()),
         },
-        "most_confused": records(e.confused_pairs),
+        "most_confused": records(
+            confused_pairs_by_loss(e.confused_pairs, e.losses).drop(columns="loss")
+        ),
         "reliability": records(e.reliability),
         "top_losses": records(e.losses.head(N_TOP_LOSSES)),
         "ledger": clean(result.ledger),

@@ -190,7 +190,8 @@ def _redact_value(value: object, roots: Sequence[str]) -> object:
     if isinstance(value, pd.DataFrame):
         frame = value.copy()
         for column in frame.columns:
-            if frame[column].dtype == object:
+            # text is "object" in pandas 2 and the "str" dtype in pandas 3
+            if frame[column].dtype == object or pd.api.types.is_string_dtype(frame[column]):
                 frame[column] = pd.Series(
                     [_redact_value(v, roots) for v in frame[column]],
                     index=frame.index,

@@ -1,5 +1,5 @@
-"""Checks on where each set's errors go: concentrated confusions, classes the model has given
-up, and a collapse onto one class.
+"""Checks on where each set's errors go: an accuracy no better than guessing, concentrated
+confusions, classes the model has given up, and a collapse onto one class.
 
 All counts come from the set's confusion matrix (:class:`asl_eval.metrics.Evaluation`), the
 one the report's confusion section draws.
@@ -19,7 +19,7 @@ from asl_eval.findings.stats import concentration_p_value, conservative_images
 from asl_eval.findings.wording import interval, percent, pvalue, say, suggest
 from asl_eval.metrics import holm_adjust, wilson_interval
 
-__all__ = ["collapse", "concentrated_confusions", "given_up_classes"]
+__all__ = ["at_chance", "collapse", "concentrated_confusions", "given_up_classes"]
 
 
 def _counts(evaluated: EvaluatedSet) -> np.ndarray:
@@ -197,6 +197,64 @@ def given_up_classes(data: FindingsData) -> list[Finding]:
     return [f for s in data.sets for f in _given_up(data, s)]
 
 
+def _at_chance(data: FindingsData, evaluated: EvaluatedSet) -> list[Finding]:
+    from scipy.stats import binom
+
+    counts, classes = _counts(evaluated), evaluated.evaluation.classes
+    n, k = int(counts.sum()), len(classes)
+    if n == 0 or k == 0:
+        return []
+    c, support = int(np.trace(counts)), counts.sum(axis=1)
+    majority = int(np.argmax(support))
+    chance, majority_rate = 1.0 / k, float(support[majority] / n)
+    baseline = max(chance, majority_rate)
+    p_value = float(binom.sf(c - 1, n, baseline))  # P[at least c right | accuracy = baseline]
+    if p_value < data.options.alpha:
+        return []
+    low, high = wilson_interval(c, n)
+    sentence = say(
+        "chance",
+        set=evaluated.name,
+        acc=percent(c / n),
+        c=c,
+        n=n,
+        ci=interval(low, high),
+        chance=percent(chance),
+        k=k,
+        majority=percent(majority_rate),
+        majority_class=classes[majority],
+        p=pvalue(p_value),
+    )
+    return [
+        make_finding(
+            f"chance:{evaluated.name}",
+            "chance",
+            score=conservative_images(n, 1.0 - high),
+            n_images=n,
+            effect=("accuracy", c / n, low, high),
+            sentence=sentence,
+            evidence=Evidence("overview", evaluated.name, (classes[majority],)),
+            suggestion=suggest("chance"),
+            numbers={
+                "accuracy": c / n,
+                "chance_accuracy": chance,
+                "majority_accuracy": majority_rate,
+                "majority_class": classes[majority],
+                "p_value": p_value,
+            },
+        )
+    ]
+
+
+def at_chance(data: FindingsData) -> list[Finding]:
+    """Sets on which the model is not shown to beat the better of two baselines: a uniform
+    guess over the model's ``k`` classes (``1 / k``) and always predicting the set's most
+    frequent class (its share of the set). Fires when the one-sided exact binomial test of
+    "accuracy above that baseline" does not reject at alpha. Scored by the images the model
+    gets wrong at the conservative end, ``n * (1 - upper Wilson bound of the accuracy)``."""
+    return [f for s in data.sets for f in _at_chance(data, s)]
+
+
 def _collapse(data: FindingsData, evaluated: EvaluatedSet) -> list[Finding]:
     counts, options, classes = _counts(evaluated), data.options, evaluated.evaluation.classes
     n = int(counts.sum())
@@ -227,7 +285,7 @@ def _collapse(data: FindingsData, evaluated: EvaluatedSet) -> list[Finding]:
             effect=(f"share predicted as {name}", p / n, low, high),
             sentence=sentence,
             evidence=Evidence(
-                "confusion",
+                "predicted-classes",
                 evaluated.name,
                 (name,),
                 evidence_paths(evaluated.predictions, options.n_evidence_images, pred_class=name),
@@ -245,6 +303,7 @@ def collapse(data: FindingsData) -> list[Finding]:
     return [f for s in data.sets for f in _collapse(data, s)]
 
 
+register_check(Check("chance", "accuracy no better than a baseline", at_chance, order=5))
 register_check(Check("confusion", "concentrated confusions", concentrated_confusions, order=30))
 register_check(Check("given-up", "classes never or almost never predicted", given_up_classes, 40))
 register_check(Check("collapse", "collapse onto one class", collapse, order=45))
