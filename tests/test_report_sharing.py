@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 
 from asl_eval.analysis import AnalysisResult
@@ -177,6 +178,15 @@ def test_sections_are_redacted_and_stripped_generically() -> None:
     assert list(stripped.items["score"]) == [0.5, 0.25]
     assert stripped.info["figure"] is None
     assert list(result.items["image_png"]) == [b"\x89PNG-1", b"\x89PNG-2"]  # not changed
+
+
+@pytest.mark.parametrize("dtype", [object, "string", "str"])
+def test_text_columns_of_any_text_dtype_are_redacted(dtype: object) -> None:
+    table = pd.DataFrame({"nearest": pd.Series(["/home/ana/train/A/7.png"], dtype=dtype)})
+    result = AnalysisResult("demo", table, pd.DataFrame({"n": [1]}), {"pairs": table})
+    redacted = redact_analysis(result, {})
+    assert list(redacted.items["nearest"]) == ["7.png"]
+    assert list(redacted.info["pairs"]["nearest"]) == ["7.png"]  # type: ignore[index]
 
 
 def test_shared_report_through_the_console_script(tiny_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
