@@ -108,7 +108,7 @@ SENTENCES: dict[str, str] = {
     "robustness": (
         "On {set}, the per-class drop looks most like the simulated {corruption}: its per-class "
         "accuracy in the robustness sweep ranks the classes as {set} does (Spearman ρ {rho}, "
-        "{ci}, p {p}, {n} classes); in the sweep it breaks {classes} most."
+        "{ci}, Holm p {p}, {n} classes); in the sweep it breaks {classes} most."
     ),
     # SENTENCES: new kinds go above this line (one edit each; the file is shared)
 }

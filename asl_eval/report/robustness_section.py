@@ -119,7 +119,7 @@ def _forecasts(result: AnalysisResult) -> tuple[ForecastView, ...]:
                         str(r["corruption"]),
                         bool(r["label_preserving"]),
                         _number(r, "rho"),
-                        _number(r, "p_value"),
+                        _number(r, "p_holm"),
                         int(_number(r, "n_classes")),
                     )
                     for r in _records(shown)

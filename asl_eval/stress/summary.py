@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from asl_eval.metrics import wilson_intervals
+from asl_eval.metrics import holm_adjust, wilson_intervals
 from asl_eval.stress.catalogue import CATALOGUE, CLEAN
 
 __all__ = [
@@ -290,7 +290,9 @@ def forecast_table(
     classes with a finite value on both sides, with its two-sided p-value.
 
     ``rho`` and ``p_value`` are NaN when fewer than 3 classes are shared or either side is
-    constant (no ranking to compare). Rows sorted by ``rho``, highest first (NaN last).
+    constant (no ranking to compare). ``p_holm`` is ``p_value`` Holm-adjusted over the
+    label-preserving changes compared (the best of many correlations is picked, so it is judged
+    against all of them); NaN for the others. Rows sorted by ``rho``, highest first (NaN last).
     """
     ood = pd.Series(ood_accuracy, dtype=np.float64)
     profiles = _class_profiles(per_class)
@@ -316,13 +318,16 @@ def forecast_table(
     table = pd.DataFrame(
         rows, columns=["set", "corruption", "label_preserving", "rho", "p_value", "n_classes"]
     )
+    family = table["label_preserving"].to_numpy(dtype=bool)
+    table["p_holm"] = np.nan
+    table.loc[family, "p_holm"] = holm_adjust(table.loc[family, "p_value"].to_numpy(np.float64))
     table = table.sort_values("rho", ascending=False, na_position="last", kind="stable")
     table["rank"] = np.arange(1, len(table) + 1)
     return table.reset_index(drop=True)
 
 
 FORECAST_ALPHA = 0.05
-"""A forecast counts as a match when its Spearman p-value is below this and ρ > 0."""
+"""A forecast counts as a match when its Holm-adjusted Spearman p-value is below this and ρ > 0."""
 
 
 def forecast_sentence(forecast: pd.DataFrame, *, alpha: float = FORECAST_ALPHA) -> str:
@@ -331,7 +336,7 @@ def forecast_sentence(forecast: pd.DataFrame, *, alpha: float = FORECAST_ALPHA) 
 
     >>> table = pd.DataFrame({"set": ["massey"] * 2, "corruption": ["background", "rotate"],
     ...     "label_preserving": [True, True], "rho": [0.61, 0.1], "p_value": [0.0004, 0.6],
-    ...     "n_classes": [26, 26]})
+    ...     "p_holm": [0.0008, 0.6], "n_classes": [26, 26]})
     >>> forecast_sentence(table)[:80]
     'On massey, per-class accuracy follows background most closely (Spearman ρ = 0.61'
     """
@@ -346,10 +351,10 @@ def forecast_sentence(forecast: pd.DataFrame, *, alpha: float = FORECAST_ALPHA) 
         )
     best = usable.sort_values("rho", ascending=False, kind="stable").iloc[0]
     numbers = (
-        f"Spearman ρ = {best['rho']:.2f}, p {_p(float(best['p_value']))}, "
+        f"Spearman ρ = {best['rho']:.2f}, Holm p {_p(float(best['p_holm']))}, "
         f"{int(best['n_classes'])} classes"
     )
-    if best["rho"] > 0 and best["p_value"] < alpha:
+    if best["rho"] > 0 and best["p_holm"] < alpha:
         return (
             f"On {set_name}, per-class accuracy follows {best['corruption']} most closely "
             f"({numbers}): the classes it breaks in the sweep are the ones that fail there."
