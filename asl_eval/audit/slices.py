@@ -647,8 +647,24 @@ def _items(
 def _adjusted(
     slices: pd.DataFrame, tests: pd.DataFrame, alpha: float
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Holm over every value-vs-rest test and, separately, over every column test."""
-    slices = slices.assign(p_adjusted=holm_adjust(slices["p_value"].to_numpy(dtype=np.float64)))
+    """Holm over every value-vs-rest test and, separately, over every column test.
+
+    A column with two tested values has one value-vs-rest table seen from both sides (the
+    same Fisher test): it enters the family once, and both values get its adjusted p-value.
+    """
+    p_values = slices["p_value"].to_numpy(dtype=np.float64).copy()
+    tested = slices["tested"].astype(bool) & slices["p_value"].notna()
+    keys = list(zip(slices["set"], slices["column"], strict=True))
+    pairs: dict[tuple[object, object], list[int]] = {}
+    for position, (key, is_tested) in enumerate(zip(keys, tested, strict=True)):
+        if is_tested:
+            pairs.setdefault(key, []).append(position)
+    mirrors = {rows[1]: rows[0] for rows in pairs.values() if len(rows) == 2}
+    p_values[list(mirrors)] = np.nan
+    adjusted = holm_adjust(p_values)
+    for mirror, first in mirrors.items():
+        adjusted[mirror] = adjusted[first]
+    slices = slices.assign(p_adjusted=adjusted)
     below = slices["accuracy"] < slices["accuracy_rest"]
     slices["significant"] = (slices["p_adjusted"] < alpha) & below
     tests = tests.assign(p_adjusted=holm_adjust(tests["p_value"].to_numpy(dtype=np.float64)))

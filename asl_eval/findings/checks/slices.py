@@ -37,7 +37,6 @@ from asl_eval.findings.wording import (
     say,
     suggest,
 )
-from asl_eval.metrics import wilson_interval
 
 __all__ = ["SLICES_ANCHOR", "slice_drop"]
 
@@ -74,7 +73,8 @@ def _finding(data: FindingsData, result: AnalysisResult, row: Mapping[Hashable, 
     n, correct = int(_number(row, "n")), int(_number(row, "correct"))
     n_rest, correct_rest = int(_number(row, "n_rest")), int(_number(row, "correct_rest"))
     drop, low, high = newcombe_difference(correct_rest, n_rest, correct, n)
-    accuracy_low, accuracy_high = wilson_interval(correct, n)
+    # the section's own interval (at its confidence), so the finding quotes what the page shows
+    accuracy_low, accuracy_high = _number(row, "accuracy_low"), _number(row, "accuracy_high")
     sentence = say(
         "slice",
         set=set_name,
