@@ -123,6 +123,12 @@ def test_differences_match_scipy_and_statsmodels() -> None:
         assert flags == sorted(flags, reverse=True)
         for _, group in part.groupby("significant"):
             assert group["smd"].abs().is_monotonic_decreasing
+    # the summary's top difference is the largest over every set, not the first set's
+    significant = table[table["significant"]]
+    largest = significant.loc[significant["smd"].abs().idxmax()]
+    summary = result.summary_record()
+    assert (summary["top_set"], summary["top_property"]) == ("far", largest["property"])
+    assert largest["set"] == "far"
     far = table[table["set"] == "far"]
     assert set(far["property"][:2]) == {"brightness", "sharpness"}
 

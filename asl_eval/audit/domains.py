@@ -430,7 +430,8 @@ def _bins(
             table.insert(0, "set", name)
             table.insert(1, "property", prop)
             tables.append(table)
-            segment = _segment(name, prop, table, int(rows.size), int(correct.sum()))
+            binned = index >= 0  # images whose property is not finite are in no bin
+            segment = _segment(name, prop, table, int(binned.sum()), int(correct[binned].sum()))
             if segment:
                 segments.append(segment)
     frame = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
@@ -447,7 +448,12 @@ def _summary(
     alpha: float,
     max_side: int | None,
 ) -> pd.DataFrame:
-    top = differences.iloc[0] if len(differences) else None
+    # the largest difference over every set: significant first, then by |d|
+    top = None
+    if len(differences):
+        order = differences.assign(_abs=differences["smd"].abs().fillna(-1.0))
+        order = order.sort_values(["significant", "_abs"], ascending=False, kind="stable")
+        top = order.iloc[0]
     others = segments[segments["set"] != reference]
     accuracies = others["accuracy"].to_numpy(dtype=np.float64)
     weakest = others.iloc[int(np.argmin(accuracies))] if accuracies.size else None
