@@ -492,6 +492,11 @@ def _auc_row(
     }
 
 
+MAX_SIMILARITY_ROWS = 1000
+"""Images per class whose pairwise similarities calibrate the near-duplicate threshold at most
+(a seeded sample beyond that)."""
+
+
 def same_class_similarity(reference: FeatureTable, quantile: float) -> dict[str, float]:
     """Per class, the ``quantile`` of the cosine similarities between different training
     images of that class (``""``: over the pairs of every class together); classes with fewer
@@ -512,6 +517,11 @@ def same_class_similarity(reference: FeatureTable, quantile: float) -> dict[str,
         rows = unit[labels == label]
         if len(rows) < 2:
             continue
+        if len(rows) > MAX_SIMILARITY_ROWS:
+            # bounded memory with --embedding-samples in the thousands: the quantile of the
+            # pairs among a seeded sample of the class's images (about 500,000 pairs)
+            keep = np.random.default_rng(0).choice(len(rows), MAX_SIMILARITY_ROWS, replace=False)
+            rows = rows[np.sort(keep)]
         values = (rows @ rows.T)[np.triu_indices(len(rows), 1)]
         result[str(label)] = float(np.quantile(values, quantile))
         pooled.append(values)
