@@ -8,13 +8,20 @@ preprocessed_batches`), the model runs in eval mode under ``torch.inference_mode
 forward pass that gives the predictions. Files are decoded a chunk at a time on the inference
 stage's thread pool, so memory holds one chunk of images and the feature matrix.
 
+Features are cached by content hash (:mod:`asl_eval.inference.feature_cache`, on by default,
+``cache=False`` to turn off): a file whose bytes are in the store for this model, recipe and
+package versions is not decoded and its row is read back; a file whose bytes changed is
+computed again. The model's key is the caller's ``model_key`` (the model file's
+:func:`asl_eval.inference.cache.model_key`) or else a hash of the learner's state dict.
+
 :func:`embedding_audit` is what the report pipeline and ``asl-eval audit --model`` call: it
 samples training images per class, extracts features for them, for every evaluated image and for
 the leakage audit's candidate pairs, and runs the torch-free analysis
 (:func:`asl_eval.audit.embeddings.embedding_analysis`).
 
 Layer: part of :mod:`asl_eval.inference`; imports :mod:`asl_eval.audit.embeddings`,
-:mod:`asl_eval.inputs`, :mod:`asl_eval.labels`; torch inside the functions.
+:mod:`asl_eval.inputs`, :mod:`asl_eval.labels`, :mod:`asl_eval.inference.feature_cache`; torch
+inside the functions.
 """
 
 from __future__ import annotations
@@ -36,7 +43,8 @@ from asl_eval.audit.embeddings import (
 )
 from asl_eval.errors import InputError
 from asl_eval.inference.decode import decode_chunks
-from asl_eval.inference.engines import _eval_mode, preprocessed_batches
+from asl_eval.inference.engines import _eval_mode, describe_preprocessing, preprocessed_batches
+from asl_eval.inference.feature_cache import FeatureCache, feature_key
 from asl_eval.inputs import discover_images
 from asl_eval.labels import LabelOptions, label_files
 from asl_eval.predictions import LedgerEntry, Predictions
@@ -52,6 +60,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_N_PER_CLASS",
     "embedding_audit",
+    "feature_cache",
     "feature_files",
     "last_linear",
     "penultimate_features",
@@ -123,6 +132,31 @@ def penultimate_features(
     return np.concatenate(rows).astype(np.float32, copy=False)
 
 
+def feature_cache(
+    learner: Learner, *, cache_dir: Path | None = None, model_key: str | None = None
+) -> FeatureCache:
+    """The features store for this learner (:class:`~asl_eval.inference.feature_cache.
+    FeatureCache`), keyed by ``model_key`` (the model file's
+    :func:`asl_eval.inference.cache.model_key`; default: a hash of the learner's state dict),
+    the feature recipe (layer, fastai preprocessing, image size, device) and package versions,
+    in ``cache_dir`` (default :func:`asl_eval.cache_files.default_cache_dir`)."""
+    from asl_eval.inference.onnx_engine import state_dict_hash
+    from asl_eval.trust.probe import input_size
+
+    model = learner.model
+    layer = last_linear(model)
+    names = [name for name, module in model.named_modules() if module is layer]
+    recipe = {
+        "layer": names[-1] if names else "",
+        "width": layer.in_features,
+        "preprocessing": describe_preprocessing(learner),
+        "input_size": input_size(learner),
+        "device": str(_model_device(model)),
+    }
+    key = feature_key(model_key or state_dict_hash(model), recipe)
+    return FeatureCache(key, layer.in_features, cache_dir)
+
+
 def feature_files(
     learner: Learner,
     paths: Sequence[str | Path],
@@ -133,13 +167,46 @@ def feature_files(
     chunk_size: int = 256,
     progress: Progress = None,
     workers: int | None = None,
+    cache: bool = True,
+    cache_dir: Path | None = None,
+    model_key: str | None = None,
 ) -> tuple[np.ndarray, tuple[LedgerEntry, ...]]:
     """Features of image files, one row per path (NaN for a file that cannot be decoded), and
     a ledger entry with the reason for each such file.
 
     Files are decoded ``chunk_size`` at a time on a thread pool, a chunk ahead of the model;
-    ``progress`` gets ``"predict"`` events named ``"features <name>"``.
+    ``progress`` gets ``"predict"`` events named ``"features <name>"``. With ``cache`` (the
+    default), rows already in the features store (:func:`feature_cache`, in ``cache_dir``, for
+    ``model_key``) are read back by content hash instead of computed, and new rows are added
+    to it.
     """
+    store = feature_cache(learner, cache_dir=cache_dir, model_key=model_key) if cache else None
+    return _feature_files(
+        learner,
+        paths,
+        name=name,
+        labels=labels,
+        batch_size=batch_size,
+        chunk_size=chunk_size,
+        progress=progress,
+        workers=workers,
+        store=store,
+    )
+
+
+def _feature_files(
+    learner: Learner,
+    paths: Sequence[str | Path],
+    *,
+    name: str = "images",
+    labels: Sequence[str] | None = None,
+    batch_size: int = 64,
+    chunk_size: int = 256,
+    progress: Progress = None,
+    workers: int | None = None,
+    store: FeatureCache | None = None,
+) -> tuple[np.ndarray, tuple[LedgerEntry, ...]]:
+    """:func:`feature_files` with the store already open (None: no cache)."""
     width = last_linear(learner.model).in_features
     features = np.full((len(paths), width), np.nan, dtype=np.float32)
     entries: list[LedgerEntry] = []
@@ -147,24 +214,42 @@ def feature_files(
         [Path(p) for p in paths[start : start + chunk_size]]
         for start in range(0, len(paths), chunk_size)
     ]
+    new_digests: list[str] = []
+    new_rows: list[np.ndarray] = []
     done = 0
-    with contextlib.closing(decode_chunks(chunks, workers=workers)) as decoding:
+    known = store if store is not None else ()
+    if store is not None:
+        len(store)  # read (and check) the store once, before the decoding threads ask it
+    with contextlib.closing(decode_chunks(chunks, known=known, workers=workers)) as decoding:
         for chunk in decoding:
+            cached = (
+                store.lookup([item.sha256 for item in chunk if item.sha256 is not None])
+                if store is not None
+                else {}
+            )
             readable = [i for i, item in enumerate(chunk) if item.image is not None]
             for i, item in enumerate(chunk):
-                if item.error is not None:
+                if item.image is None and item.error is None and item.sha256 in cached:
+                    features[done + i] = cached[item.sha256]
+                elif item.image is None:  # every file not featurized is recorded, with why
                     label = None if labels is None else labels[done + i] or None
-                    entries.append(
-                        LedgerEntry(str(item.path), "excluded", item.error.reason, label)
-                    )
+                    reason = item.error.reason if item.error is not None else "unreadable"
+                    entries.append(LedgerEntry(str(item.path), "excluded", reason, label))
             images = [chunk[i].image for i in readable]
             if images:
                 rows = penultimate_features(
                     learner, [im for im in images if im is not None], batch_size=batch_size
                 )
                 features[[done + i for i in readable]] = rows
+                for i, row in zip(readable, rows, strict=True):
+                    digest = chunk[i].sha256
+                    if digest is not None:
+                        new_digests.append(digest)
+                        new_rows.append(row)
             done += len(chunk)
             notify(progress, "predict", f"features {name}", done, len(paths))
+    if store is not None and new_digests:
+        store.add(new_digests, np.stack(new_rows))
     return features, tuple(entries)
 
 
@@ -192,8 +277,11 @@ def sample_training_images(
     items = [(p, c) for p, c in labeled.items if str(Path(p).resolve()) not in left_out]
     rng = np.random.default_rng(seed)
     chosen: set[int] = set()
-    for label in sorted({c for _, c in items}):
-        rows = [i for i, (_, c) in enumerate(items) if c == label]
+    by_class: dict[str, list[int]] = {}
+    for index, (_, label) in enumerate(items):  # one pass, not one per class
+        by_class.setdefault(label, []).append(index)
+    for label in sorted(by_class):
+        rows = by_class[label]
         take = rng.choice(len(rows), size=min(n_per_class, len(rows)), replace=False)
         chosen.update(rows[j] for j in take.tolist())
     sample = [items[i] for i in sorted(chosen)]
@@ -207,12 +295,18 @@ def _pair_features(
     known: Mapping[str, np.ndarray],
     batch_size: int,
     progress: Progress,
+    store: FeatureCache | None,
 ) -> PairFeatures:
     """Features of both images of each candidate pair (reused where already computed)."""
     table = candidate_pairs(leakage, train_dir)
     needed = [p for p in dict.fromkeys([*table["path"], *table["train_path"]]) if p not in known]
-    fresh, _ = feature_files(
-        learner, needed, name="near-duplicate pairs", batch_size=batch_size, progress=progress
+    fresh, _ = _feature_files(
+        learner,
+        needed,
+        name="near-duplicate pairs",
+        batch_size=batch_size,
+        progress=progress,
+        store=store,
     )
     lookup = dict(known)
     lookup.update(zip(needed, fresh, strict=True))
@@ -237,6 +331,9 @@ def embedding_audit(
     label_options: LabelOptions | None = None,
     batch_size: int = 64,
     progress: Progress = None,
+    cache: bool = True,
+    cache_dir: Path | None = None,
+    model_key: str | None = None,
 ) -> AnalysisResult:
     """The embedding analysis of evaluated sets against a sample of the training folder.
 
@@ -262,6 +359,12 @@ def embedding_audit(
         How the training folder is labelled (default: its sub-folders' names, as training).
     batch_size, progress
         Images per forward pass; progress events (``"predict"``, ``"features <set>"``).
+    cache, cache_dir, model_key
+        Whether features are read from and added to the features cache
+        (:mod:`asl_eval.inference.feature_cache`), its folder (default
+        :func:`asl_eval.cache_files.default_cache_dir`, which ``$ASL_EVAL_CACHE_DIR`` moves),
+        and the model's key (the model file's :func:`asl_eval.inference.cache.model_key` when
+        the learner came from a file; default: a hash of the learner's state dict).
 
     Returns
     -------
@@ -269,6 +372,7 @@ def embedding_audit(
         Named ``"embeddings"``: :func:`asl_eval.audit.embeddings.embedding_analysis`.
     """
     train_dir = Path(train_dir)
+    store = feature_cache(learner, cache_dir=cache_dir, model_key=model_key) if cache else None
     evaluated = [p for s in sets for p in s.paths]
     sample, listing_entries, n_available = sample_training_images(
         train_dir,
@@ -279,13 +383,14 @@ def embedding_audit(
     )
     sample_paths = [str(p) for p, _ in sample]
     sample_labels = [c for _, c in sample]
-    train_features, train_entries = feature_files(
+    train_features, train_entries = _feature_files(
         learner,
         sample_paths,
         name="train",
         labels=sample_labels,
         batch_size=batch_size,
         progress=progress,
+        store=store,
     )
     readable = np.isfinite(train_features).all(axis=1)
     reference = FeatureTable(
@@ -298,18 +403,19 @@ def embedding_audit(
     embedded = []
     known: dict[str, np.ndarray] = dict(zip(reference.paths, reference.features, strict=True))
     for predictions in sets:
-        features, entries = feature_files(
+        features, entries = _feature_files(
             learner,
             list(predictions.paths),
             name=predictions.name,
             labels=[str(c) for c in predictions.labels_true],
             batch_size=batch_size,
             progress=progress,
+            store=store,
         )
         embedded.append(EmbeddedSet(predictions, features, entries))
         known.update(zip(predictions.paths, features, strict=True))
     pairs = (
-        _pair_features(learner, leakage, train_dir, known, batch_size, progress)
+        _pair_features(learner, leakage, train_dir, known, batch_size, progress, store)
         if leakage is not None
         else None
     )
