@@ -120,6 +120,9 @@ def run_model_audit(
         in_domain=valid.name,
         label_options=labels,
         batch_size=batch_size,
+        cache=use_cache,
+        cache_dir=cache_dir,
+        model_key=cache.model_key if cache is not None else None,
     )
     return leakage, embeddings
 

@@ -197,7 +197,8 @@ UseCache = Annotated[
     bool,
     typer.Option(
         "--cache/--no-cache",
-        help="Reuse and keep predictions in the predictions cache (docs/inference.md).",
+        help="Reuse and keep predictions, and with --audit/--embeddings image hashes and "
+        "features, in the cache, by content hash (docs/inference.md).",
     ),
 ]
 CacheDir = Annotated[

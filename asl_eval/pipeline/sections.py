@@ -200,6 +200,9 @@ def embeddings_section(
             label_options=recorded_label_options(record),
             batch_size=request.batch_size,
             progress=request.progress,
+            cache=request.use_cache,
+            cache_dir=request.cache_dir,
+            model_key=model.cache.model_key if model.cache is not None else None,
         )
     except AslEvalError as error:
         raise ReportError(
