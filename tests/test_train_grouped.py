@@ -3,6 +3,7 @@ the training record says which split it was, and ``report --in-domain`` re-creat
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -283,3 +284,26 @@ def test_group_by_errors(framed_data: Path, signer_csv: Path, tmp_path: Path) ->
     )
     with pytest.raises(TrainingError, match="leaves validation empty"):
         split_indices(items, kind="grouped", group_by="signer", metadata=mixed, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_class_of_one_frame_sequence_is_named_as_unvalidated(
+    framed_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(framed_data, root)
+    rng = np.random.default_rng(1)
+    for frame in range(1, 7):  # E1-E6: one sequence, so one group
+        target = root / "E" / f"E{frame}.jpg"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(target)
+    items = training_items(root).items
+    with caplog.at_level(logging.WARNING, logger="asl_eval.training.data"):
+        _, valid = split_indices(items, valid_pct=0.34, seed=42, kind="grouped")
+    assert {items[i][1] for i in valid} == set(CLASSES)  # E has no validation image
+    assert "leaves 1 of 5 classes without validation images (E)" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="asl_eval.training.data"):
+        split_indices(training_items(framed_data).items, valid_pct=0.34, seed=42, kind="grouped")
+    assert "without validation images" not in caplog.text

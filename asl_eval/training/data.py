@@ -275,7 +275,22 @@ def split_indices(
             + (f" (the {group_by!r} values join into few groups)" if group_by else "")
             + ". Change --valid-pct, or group by a column with more values."
         )
+    _warn_unvalidated(labels, valid)
     return [int(i) for i in train], [int(i) for i in valid]
+
+
+def _warn_unvalidated(labels: Sequence[str], valid: Iterable[int]) -> None:
+    """Log the classes a grouped split leaves without validation images (a class whose images
+    all join one group stays in training whole): their validation accuracy is unmeasured."""
+    missing = sorted(set(labels) - {labels[int(i)] for i in valid})
+    if missing:
+        logger.warning(
+            "the grouped split leaves %d of %d classes without validation images (%s): their "
+            "frames join into one group each; the validation accuracy does not cover them",
+            len(missing),
+            len(set(labels)),
+            first_few(missing, limit=8),
+        )
 
 
 def check_split_options(kind: str, group_by: str | None, metadata: object) -> None:
