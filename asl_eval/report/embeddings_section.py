@@ -23,7 +23,7 @@ from asl_eval.analysis import AnalysisResult
 from asl_eval.audit.embeddings import embeddings_record
 from asl_eval.errors import ReportError
 from asl_eval.report.figures import draw
-from asl_eval.report.registry import SectionSpec, register_section, registered_sections
+from asl_eval.report.registry import SectionSpec, register_section
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -239,7 +239,7 @@ def to_json(result: AnalysisResult) -> dict[str, object]:
 
 
 def _register() -> SectionSpec:
-    """Register the section; importing this module again replaces only its own spec."""
+    """Register the section (importing this module again replaces its own spec)."""
     spec = SectionSpec(
         key="embeddings",
         title="Embedding drift: distance from the training images",
@@ -255,11 +255,7 @@ def _register() -> SectionSpec:
             "TRAIN_DIR --model MODEL."
         ),
     )
-    own = any(
-        other.key == spec.key and other.build.__module__ == __name__
-        for other in registered_sections()
-    )
-    return register_section(spec, replace=own)
+    return register_section(spec)
 
 
 EMBEDDINGS_SECTION = _register()

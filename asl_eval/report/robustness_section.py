@@ -23,7 +23,7 @@ import pandas as pd
 
 from asl_eval.analysis import AnalysisResult
 from asl_eval.report.figures import draw
-from asl_eval.report.registry import SectionSpec, register_section, registered_sections
+from asl_eval.report.registry import SectionSpec, register_section
 from asl_eval.stress.catalogue import CATALOGUE
 from asl_eval.stress.plots import plot_robustness_heatmap, plot_severity_curves
 from asl_eval.stress.records import robustness_record, robustness_table
@@ -219,7 +219,7 @@ def to_json(result: AnalysisResult) -> dict[str, object]:
 
 
 def _register() -> SectionSpec:
-    """Register the section; importing this module again replaces only its own spec."""
+    """Register the section (importing this module again replaces its own spec)."""
     spec = SectionSpec(
         key="robustness",
         title="Robustness: which image changes break which classes",
@@ -234,11 +234,7 @@ def _register() -> SectionSpec:
             "rotation, scale and background changes before any out-of-domain photo exists."
         ),
     )
-    own = any(
-        other.key == spec.key and other.build.__module__ == __name__
-        for other in registered_sections()
-    )
-    return register_section(spec, replace=own)
+    return register_section(spec)
 
 
 ROBUSTNESS_SECTION = _register()

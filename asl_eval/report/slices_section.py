@@ -27,7 +27,7 @@ from asl_eval.audit.records import plain
 from asl_eval.audit.slice_plots import plot_slice_accuracy
 from asl_eval.errors import ReportError
 from asl_eval.report.figures import draw
-from asl_eval.report.registry import SectionSpec, register_section, registered_sections
+from asl_eval.report.registry import SectionSpec, register_section
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -243,7 +243,7 @@ def to_json(result: AnalysisResult) -> dict[str, object]:
 
 
 def _register() -> SectionSpec:
-    """Register the section; importing this module again replaces only its own spec."""
+    """Register the section (importing this module again replaces its own spec)."""
     spec = SectionSpec(
         key="slices",
         title="Accuracy by slice",
@@ -258,11 +258,7 @@ def _register() -> SectionSpec:
             "background, with intervals and a test of whether they differ."
         ),
     )
-    own = any(
-        other.key == spec.key and other.build.__module__ == __name__
-        for other in registered_sections()
-    )
-    return register_section(spec, replace=own)
+    return register_section(spec)
 
 
 SLICES_SECTION = _register()
