@@ -44,7 +44,7 @@ def run_model_audit(
     threshold: int | None = None,
     trust_model: bool = False,
     n_per_class: int = 50,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     use_cache: bool = True,
     cache_dir: Path | None = None,
     workers: int | None = None,
@@ -175,7 +175,13 @@ def audit_command(
             help="With --model: training images per class the embeddings are compared with.",
         ),
     ] = 50,
-    batch_size: Annotated[int, typer.Option(min=1, help="With --model: images per batch.")] = 64,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="With --model: images per forward pass (default: 8 on the CPU, 64 on a GPU).",
+        ),
+    ] = None,
     cache: Annotated[
         bool,
         typer.Option(

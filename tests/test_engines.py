@@ -16,7 +16,12 @@ import pytest
 
 from asl_eval.errors import InputError, ModelLoadError
 from asl_eval.inference import ENGINES, make_engine
-from asl_eval.inference.engines import FastaiEngine
+from asl_eval.inference.engines import (
+    CPU_BATCH_SIZE,
+    DEFAULT_BATCH_SIZE,
+    FastaiEngine,
+    default_batch_size,
+)
 from asl_eval.inference.onnx_engine import (
     FLOAT_TOLERANCE,
     OnnxEngine,
@@ -69,8 +74,12 @@ def _learner_state(learner):  # type: ignore[no-untyped-def]
     )
 
 
-def test_fastai_engine_matches_get_preds(tiny_learner, images, reference) -> None:  # type: ignore[no-untyped-def]
-    engine = make_engine(tiny_learner, "fastai", batch_size=16)
+@pytest.mark.parametrize("batch_size", [None, 3, 64])
+def test_fastai_engine_matches_get_preds(tiny_learner, images, reference, batch_size) -> None:  # type: ignore[no-untyped-def]
+    """Whatever the batch size (the CPU default is small, get_preds batches by the learner's),
+    the probabilities are get_preds's."""
+    engine = make_engine(tiny_learner, "fastai", batch_size=batch_size)
+    assert engine.batch_size == (batch_size or CPU_BATCH_SIZE)
     probabilities = engine.predict(images)
     assert probabilities.dtype == np.float64
     assert probabilities.shape == reference.shape
@@ -85,11 +94,24 @@ def test_fastai_engine_describes_what_changes_the_numbers(tiny_learner) -> None:
     assert described["engine"] == "fastai"
     assert described["device"] == "cpu"  # no CUDA on the test machines
     assert described["exact"] is True
+    assert described["batch_size"] == CPU_BATCH_SIZE
     assert any("Resize" in t for t in described["preprocessing"]["item"])
     assert described["preprocessing"]["batch"][0].startswith("IntToFloatTensor")
     assert described["preprocessing"]["activation"] == "CrossEntropyLossFlat"
     fast = make_engine(tiny_learner, "fastai", bf16=True, channels_last=True).describe()
     assert (fast["exact"], fast["bf16"], fast["channels_last"]) == (False, True, True)
+
+
+def test_default_batch_size_is_small_only_for_torch_on_the_cpu() -> None:
+    assert default_batch_size("fastai", "cpu") == CPU_BATCH_SIZE < DEFAULT_BATCH_SIZE
+    assert default_batch_size("fastai", "cuda:1") == DEFAULT_BATCH_SIZE
+    assert (
+        default_batch_size("onnx", "cpu") == default_batch_size("onnx-int8") == DEFAULT_BATCH_SIZE
+    )
+    import torch
+
+    expected = DEFAULT_BATCH_SIZE if torch.cuda.is_available() else CPU_BATCH_SIZE
+    assert default_batch_size("fastai") == expected
 
 
 def test_engines_leave_the_learner_as_found(tiny_learner, images) -> None:  # type: ignore[no-untyped-def]

@@ -86,8 +86,8 @@ def filled_copy(filled, tiny_model, tmp_path: Path):  # type: ignore[no-untyped-
     return folder, PredictionCache(tmp_path / "cache-copy", tiny_model.path), predictions
 
 
-def _engine(tiny_learner) -> CountingEngine:  # type: ignore[no-untyped-def]
-    return CountingEngine(make_engine(tiny_learner, "fastai", batch_size=16))
+def _engine(tiny_learner, **options: Any) -> CountingEngine:  # type: ignore[no-untyped-def]
+    return CountingEngine(make_engine(tiny_learner, "fastai", **options))
 
 
 def _chunk_files(cache: PredictionCache, suffix: str) -> list[Path]:
@@ -120,6 +120,17 @@ def test_second_run_is_all_hits_with_identical_numbers(  # type: ignore[no-untyp
     assert np.array_equal(warm.y_proba, cold.y_proba)
     assert warm.sha256 == cold.sha256 and warm.paths == cold.paths
     assert warm.ledger.summary() == cold.ledger.summary()
+
+
+def test_another_batch_size_is_cached_apart(tiny_learner, filled_copy) -> None:  # type: ignore[no-untyped-def]
+    """The batch size can move the last float32 digits, so the engine's description (the
+    cache's key) names it: the default batch finds the filled cache, another batch does not."""
+    folder, cache, before = filled_copy
+    default, other = _engine(tiny_learner), _engine(tiny_learner, batch_size=16)
+    again = predict_folder(default, folder, chunk_size=CHUNK, cache=cache)
+    assert default.n_predicted == 0 and np.array_equal(again.y_proba, before.y_proba)
+    predict_folder(other, folder, chunk_size=CHUNK, cache=cache)
+    assert other.n_predicted == 87
 
 
 def test_changed_image_is_predicted_again_unchanged_ones_are_not(  # type: ignore[no-untyped-def]

@@ -36,9 +36,12 @@ if TYPE_CHECKING:
     from PIL import Image
 
 __all__ = [
+    "CPU_BATCH_SIZE",
+    "DEFAULT_BATCH_SIZE",
     "ENGINES",
     "Engine",
     "FastaiEngine",
+    "default_batch_size",
     "describe_preprocessing",
     "make_engine",
     "preprocessed_batches",
@@ -48,6 +51,18 @@ logger = logging.getLogger(__name__)
 
 ENGINES = ("fastai", "onnx", "onnx-int8")
 """The names ``--engine`` accepts."""
+
+DEFAULT_BATCH_SIZE = 64
+"""Images per forward pass on a GPU, and for ONNX Runtime (whose speed on the CPU hardly moves
+with the batch: within 3% from 4 to 64 images in the benchmark's machine)."""
+
+CPU_BATCH_SIZE = 8
+"""Images per forward pass of a torch model on the CPU.
+
+Small batches keep a convolutional network's activations in the processor's caches (resnet18's
+first activation at 200 px is 2.6 MB per image): on the 2-core machine of docs/benchmarks.md,
+resnet18 ran about 1.3 times faster at 4 to 8 images than at 64, with probabilities within
+2e-7 of batches of 64. ``--batch-size`` overrides it."""
 
 STANDARD_CALLBACKS = frozenset(
     {"TrainEvalCallback", "Recorder", "CastToTensor", "ProgressCallback"}
@@ -74,8 +89,19 @@ class Engine(Protocol):
         ...
 
 
+def default_batch_size(engine: str = "fastai", device: str | None = None) -> int:
+    """The batch size an engine uses when none is given.
+
+    :data:`CPU_BATCH_SIZE` for the ``fastai`` engine on the CPU (``device`` None means CUDA when
+    torch sees it, else the CPU), :data:`DEFAULT_BATCH_SIZE` otherwise.
+    """
+    if engine == "fastai" and (device or default_device()).split(":")[0] == "cpu":
+        return CPU_BATCH_SIZE
+    return DEFAULT_BATCH_SIZE
+
+
 def preprocessed_batches(
-    learner: Learner, images: Sequence[Image.Image], *, batch_size: int = 64
+    learner: Learner, images: Sequence[Image.Image], *, batch_size: int = DEFAULT_BATCH_SIZE
 ) -> Iterator[torch.Tensor]:
     """The model's input batches for ``images``, made by fastai's own pipeline.
 
@@ -160,7 +186,8 @@ class FastaiEngine:
     learner
         A fastai ``Learner``; it is left as it was found (train/eval mode, device, memory format).
     batch_size
-        Images per forward pass.
+        Images per forward pass; default: :func:`default_batch_size` for the device (8 on the
+        CPU, 64 on a GPU).
     device
         ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...; default: CUDA when available, else the CPU.
     bf16, channels_last
@@ -175,17 +202,17 @@ class FastaiEngine:
         self,
         learner: Learner,
         *,
-        batch_size: int = 64,
+        batch_size: int | None = None,
         device: str | None = None,
         bf16: bool = False,
         channels_last: bool = False,
     ) -> None:
-        if batch_size < 1:
+        if batch_size is not None and batch_size < 1:
             raise InputError(f"batch_size must be at least 1, got {batch_size}")
         self.learner = learner
-        self.batch_size = batch_size
         self.device = device or default_device()
         _check_device(self.device)
+        self.batch_size = batch_size or default_batch_size(self.name, self.device)
         self.bf16 = bf16
         self.channels_last = channels_last
         self.classes = tuple(str(c) for c in learner.dls.vocab)
@@ -205,6 +232,7 @@ class FastaiEngine:
         return {
             "engine": self.name,
             "device": self.device,
+            "batch_size": self.batch_size,
             "bf16": self.bf16,
             "channels_last": self.channels_last,
             "exact": self.exact,
@@ -309,7 +337,7 @@ def make_engine(
     learner: Learner,
     name: str = "fastai",
     *,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     device: str | None = None,
     bf16: bool = False,
     channels_last: bool = False,
@@ -328,7 +356,8 @@ def make_engine(
     name
         ``"fastai"`` (default), ``"onnx"`` or ``"onnx-int8"``.
     batch_size
-        Images per forward pass.
+        Images per forward pass; default: :func:`default_batch_size` (8 for ``fastai`` on the
+        CPU, else 64).
     device, bf16, channels_last
         ``fastai`` only: see :class:`FastaiEngine`.
     cache_dir

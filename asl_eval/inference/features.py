@@ -43,7 +43,12 @@ from asl_eval.audit.embeddings import (
 )
 from asl_eval.errors import InputError
 from asl_eval.inference.decode import decode_chunks
-from asl_eval.inference.engines import _eval_mode, describe_preprocessing, preprocessed_batches
+from asl_eval.inference.engines import (
+    _eval_mode,
+    default_batch_size,
+    describe_preprocessing,
+    preprocessed_batches,
+)
 from asl_eval.inference.feature_cache import FeatureCache, feature_key
 from asl_eval.inputs import discover_images
 from asl_eval.labels import LabelOptions, label_files
@@ -110,7 +115,7 @@ def _model_device(model: torch.nn.Module) -> torch.device:
 
 
 def penultimate_features(
-    learner: Learner, images: Sequence[Image.Image], *, batch_size: int = 64
+    learner: Learner, images: Sequence[Image.Image], *, batch_size: int | None = None
 ) -> np.ndarray:
     """Features of decoded RGB images, shape ``(len(images), d)``, float32.
 
@@ -126,7 +131,8 @@ def penultimate_features(
     device = _model_device(model)
     rows = []
     with _eval_mode(model), torch.inference_mode(), penultimate_hook(model) as captured:
-        for x in preprocessed_batches(learner, images, batch_size=batch_size):
+        batch = batch_size or default_batch_size("fastai", device.type)
+        for x in preprocessed_batches(learner, images, batch_size=batch):
             model(x.to(device))
             rows.append(captured.pop().float().cpu().numpy())
     return np.concatenate(rows).astype(np.float32, copy=False)
@@ -163,7 +169,7 @@ def feature_files(
     *,
     name: str = "images",
     labels: Sequence[str] | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     chunk_size: int = 256,
     progress: Progress = None,
     workers: int | None = None,
@@ -200,7 +206,7 @@ def _feature_files(
     *,
     name: str = "images",
     labels: Sequence[str] | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     chunk_size: int = 256,
     progress: Progress = None,
     workers: int | None = None,
@@ -293,7 +299,7 @@ def _pair_features(
     leakage: AnalysisResult,
     train_dir: Path,
     known: Mapping[str, np.ndarray],
-    batch_size: int,
+    batch_size: int | None,
     progress: Progress,
     store: FeatureCache | None,
 ) -> PairFeatures:
@@ -329,7 +335,7 @@ def embedding_audit(
     leakage: AnalysisResult | None = None,
     in_domain: str | None = None,
     label_options: LabelOptions | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     progress: Progress = None,
     cache: bool = True,
     cache_dir: Path | None = None,

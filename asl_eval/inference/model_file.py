@@ -52,7 +52,7 @@ class LazyModel:
     engine
         The engine's name (one of :data:`~asl_eval.inference.engines.ENGINES`).
     batch_size
-        The engine's batch size.
+        The engine's batch size (default: the engine's own for its device).
     trust_model
         As for :func:`asl_eval.trust.load_learner_file`.
     cache
@@ -74,7 +74,7 @@ class LazyModel:
         model_file: str | Path,
         *,
         engine: str = "fastai",
-        batch_size: int = 64,
+        batch_size: int | None = None,
         trust_model: bool = False,
         cache: PredictionCache | None = None,
         arch: str | None = None,

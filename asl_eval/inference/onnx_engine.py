@@ -41,6 +41,7 @@ import numpy as np
 from asl_eval.errors import InputError, ModelLoadError
 from asl_eval.inference.cache import write_atomic
 from asl_eval.inference.engines import (
+    DEFAULT_BATCH_SIZE,
     FastaiEngine,
     activation,
     describe_preprocessing,
@@ -194,7 +195,7 @@ class OnnxEngine:
         learner: Learner,
         *,
         quantize: bool = False,
-        batch_size: int = 64,
+        batch_size: int | None = None,
         cache_dir: str | Path | None = None,
         model_hash: str | None = None,
         calibration_images: Sequence[Image.Image] | None = None,
@@ -202,6 +203,7 @@ class OnnxEngine:
         keep_export: bool = True,
     ) -> None:
         self._ort = require_fast_extra()
+        batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
         if batch_size < 1 or check_size < 1:
             raise InputError(
                 f"batch_size and check_size must be at least 1: {batch_size}, {check_size}"
@@ -300,7 +302,7 @@ class OnnxEngine:
 
     def _check(self, images: Sequence[Image.Image], got: np.ndarray) -> Agreement:
         """:meth:`verify`, given this engine's probabilities for ``images``."""
-        reference = FastaiEngine(self.learner, batch_size=self.batch_size, device="cpu")
+        reference = FastaiEngine(self.learner, device="cpu")
         expected = reference.predict(images)
         diff, top1, real_changes = compare(expected, got)
         warning = None

@@ -65,7 +65,7 @@ def model_classes(model: Learner | Engine) -> tuple[str, ...]:
     return tuple(model.classes)
 
 
-def _as_engine(model: Learner | Engine, batch_size: int) -> Engine:
+def _as_engine(model: Learner | Engine, batch_size: int | None) -> Engine:
     """An engine as given, or fastai's on a learner."""
     if hasattr(model, "describe") and hasattr(model, "classes") and not hasattr(model, "dls"):
         return model
@@ -73,7 +73,7 @@ def _as_engine(model: Learner | Engine, batch_size: int) -> Engine:
 
 
 def predict_images(
-    learner: Learner, images: Sequence[Image.Image], *, batch_size: int = 64
+    learner: Learner, images: Sequence[Image.Image], *, batch_size: int | None = None
 ) -> np.ndarray:
     """Class probabilities for already-decoded RGB images, shape ``(n, n_classes)``."""
     return make_engine(learner, "fastai", batch_size=batch_size).predict(images)
@@ -99,7 +99,7 @@ def predict_files(
     root: str | Path | None = None,
     found: Sequence[Path] | None = None,
     entries: Sequence[LedgerEntry] = (),
-    batch_size: int = 64,
+    batch_size: int | None = None,
     chunk_size: int = 512,
     cache: PredictionCache | None = None,
     progress: Progress = None,
@@ -123,7 +123,8 @@ def predict_files(
     entries
         Ledger entries already decided upstream (unlabeled, not in the model's classes).
     batch_size
-        The engine's batch size when ``model`` is a learner.
+        The engine's batch size when ``model`` is a learner (default: the engine's,
+        :func:`asl_eval.inference.engines.default_batch_size`).
     chunk_size
         Images per chunk: decoded together, predicted together, cached together.
     cache
@@ -279,7 +280,7 @@ def predict_folder(
     *,
     name: str | None = None,
     label_options: LabelOptions | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     chunk_size: int = 512,
     cache: PredictionCache | None = None,
     progress: Progress = None,

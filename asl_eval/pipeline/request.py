@@ -78,7 +78,7 @@ class ReportRequest:
     label_options: LabelOptions = field(default_factory=LabelOptions)
     command: str = "asl-eval report"
     title: str = "asl-eval report"
-    batch_size: int = 64
+    batch_size: int | None = None
     cam: CamOptions | None = field(default_factory=CamOptions)
     redact_paths: bool = False
     images: bool = True

@@ -68,7 +68,10 @@ Severities = Annotated[
 ]
 NPerClass = Annotated[int, typer.Option(min=1, help="Images sampled per class.")]
 SeedOption = Annotated[int, typer.Option(min=0, help="Base seed of the sample and the changes.")]
-BatchSizeOption = Annotated[int, typer.Option(min=1, help="Images per forward pass.")]
+BatchSizeOption = Annotated[
+    int | None,
+    typer.Option(min=1, help="Images per forward pass (default: 8 on the CPU, 64 on a GPU)."),
+]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the JSON record instead of text.")]
 OutOption = Annotated[
     Path | None, typer.Option("--out", help="Also write the JSON record to this file.")
@@ -230,7 +233,7 @@ def stress_command(
     severities: Severities = _DEFAULT_SEVERITIES,
     n_per_class: NPerClass = 30,
     seed: SeedOption = 0,
-    batch_size: BatchSizeOption = 64,
+    batch_size: BatchSizeOption = None,
     as_json: AsJson = False,
     out: OutOption = None,
     trust_model: TrustModelOption = False,

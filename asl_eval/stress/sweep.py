@@ -146,7 +146,7 @@ def sample_per_class(
     return Sample(tuple(chosen), tuple(left))
 
 
-def _engine(model: Learner | Engine, batch_size: int) -> Engine:
+def _engine(model: Learner | Engine, batch_size: int | None) -> Engine:
     """An engine as given (a :class:`~asl_eval.inference.LazyModel` is one), or fastai's on a
     learner."""
     if hasattr(model, "describe") and hasattr(model, "classes") and not hasattr(model, "dls"):
@@ -177,7 +177,7 @@ def stress_sweep(
     severities: Sequence[int] = DEFAULT_SEVERITIES,
     n_per_class: int = 30,
     seed: int = 0,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     chunk_size: int = 128,
     progress: Progress = None,
     workers: int | None = None,
@@ -515,7 +515,7 @@ def robustness_for_report(
     severities: Sequence[int] = DEFAULT_SEVERITIES,
     n_per_class: int = 30,
     seed: int = 0,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     chunk_size: int = 128,
     progress: Progress = None,
 ) -> AnalysisResult:

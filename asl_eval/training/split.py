@@ -104,7 +104,7 @@ def predict_validation_split(
     metadata: str | Path | None = None,
     metadata_path_column: str = "path",
     name: str = "valid",
-    batch_size: int = 64,
+    batch_size: int | None = None,
     chunk_size: int = 512,
     cache: PredictionCache | None = None,
     progress: Progress = None,
