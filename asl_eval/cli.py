@@ -4,9 +4,11 @@ Each command parses its options, calls one library function and prints where the
 Errors the library raises on purpose (:class:`~asl_eval.errors.AslEvalError`) are translated here,
 in one place, into a one-paragraph message on stderr and exit code 1. Usage errors exit with 2.
 
-Layer: the top; nothing imports it. Imports Typer, :mod:`asl_eval.errors` and
-:mod:`asl_eval._version` at module level, and every stage it calls inside the command that calls
-it, so ``asl-eval --help`` imports neither torch nor fastai.
+Layer: the top; nothing imports it. Imports Typer, :mod:`asl_eval.errors`,
+:mod:`asl_eval._version`, the options (:mod:`asl_eval.cli_options`,
+:mod:`asl_eval.cli_report_options`) and the commands whose adapters live with their stage at
+module level, and every stage it calls inside the command that calls it, so ``asl-eval --help``
+imports neither torch nor fastai.
 """
 
 from __future__ import annotations
@@ -25,25 +27,14 @@ import typer
 from asl_eval._version import __version__
 from asl_eval.audit_cli import audit_command
 from asl_eval.cli_options import (
-    CAM_METHODS,
     Arch,
-    Audit,
     Augment,
     BatchSize,
     Bf16,
     CacheDir,
-    Cam,
-    CamClasses,
-    CamImages,
-    CamK,
-    CamLayer,
-    CamMethod,
-    CamSet,
     ChannelsLast,
     CheckImages,
     ChunkSize,
-    Embeddings,
-    EmbeddingSamples,
     EngineName,
     Epochs,
     FollowLinks,
@@ -51,31 +42,24 @@ from asl_eval.cli_options import (
     Images,
     ImageSize,
     InDomain,
+    InferenceBatchSize,
     LabelMap,
     LabelRegex,
     LabelsCsv,
     LabelsFrom,
     LearningRate,
-    Metadata,
     MetadataPathColumn,
     ModelFile,
     NamedSets,
     NumWorkers,
     Pretrained,
-    Properties,
     RedactPaths,
     ReportName,
     ReportOut,
     SafeCopy,
     Seed,
     ShowProgress,
-    SliceBy,
     Split,
-    Stress,
-    StressCorruptions,
-    StressPerClass,
-    StressSeed,
-    StressSeverities,
     Strict,
     TestDirs,
     TrainLabelsFrom,
@@ -86,16 +70,38 @@ from asl_eval.cli_options import (
     UseCache,
     ValidPct,
     engine_name,
+    parse_label_options,
     parse_lr,
+    parse_sets,
     split_kind,
+)
+from asl_eval.cli_report_options import (
+    Audit,
+    Cam,
+    CamClasses,
+    CamImages,
+    CamK,
+    CamLayer,
+    CamMethod,
+    CamSet,
+    Embeddings,
+    EmbeddingSamples,
+    Metadata,
+    Properties,
+    SliceBy,
+    Stress,
+    StressCorruptions,
+    StressPerClass,
+    StressSeed,
+    StressSeverities,
+    cam_options,
+    stress_options,
 )
 from asl_eval.compare.command import compare_command
 from asl_eval.errors import AslEvalError, printable
 from asl_eval.stress.command import stress_command
 
 if TYPE_CHECKING:
-    from asl_eval.labels import LabelOptions
-    from asl_eval.pipeline import CamOptions, StressOptions
     from asl_eval.progress import Progress
     from asl_eval.training import TrainResult
 
@@ -167,31 +173,6 @@ def main_callback(
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
 
 
-def _label_options(
-    labels_from: str,
-    label_regex: str | None,
-    labels_csv: Path | None,
-    label_map: list[str] | None,
-    strict: bool,
-    follow_links: bool = False,
-) -> LabelOptions:
-    from asl_eval.labels import LabelOptions, parse_label_map
-
-    if labels_from not in ("auto", "folder", "filename", "csv"):
-        raise typer.BadParameter(
-            f"expected auto, folder, filename or csv, got {labels_from!r}",
-            param_hint="--labels-from",
-        )
-    return LabelOptions(
-        source=labels_from,  # type: ignore[arg-type]
-        regex=label_regex,
-        labels_csv=labels_csv,
-        label_map=parse_label_map(list(label_map or [])),
-        strict=strict,
-        follow_links=follow_links,
-    )
-
-
 def _with_progress(requested: bool | None, job: Callable[[Progress], T]) -> T:
     """Run ``job`` with progress bars on stderr (or None), closing them before it returns;
     an AslEvalError becomes a message and exit code 1."""
@@ -242,7 +223,9 @@ def train(
     implied = "auto" if label_regex is not None or labels_csv is not None else "folder"
     source = labels_from or implied
     label_options = _call(
-        lambda: _label_options(source, label_regex, labels_csv, label_map, strict, follow_links)
+        lambda: parse_label_options(
+            source, label_regex, labels_csv, label_map, strict, follow_links
+        )
     )
     config = _call(
         lambda: TrainConfig(
@@ -282,41 +265,6 @@ def _echo_training(result: TrainResult) -> None:
         _echo("safe copy", result.safe_weights_path)
 
 
-def _parse_sets(values: list[str]) -> list[tuple[str, Path]]:
-    parsed = []
-    for value in values:
-        name, sep, folder = value.partition("=")
-        if not sep or not name or not folder:
-            raise typer.BadParameter(f"expected NAME=DIR, got {value!r}", param_hint="--set")
-        parsed.append((name, Path(folder)))
-    return parsed
-
-
-def _cam_options(
-    enabled: bool,
-    method: str,
-    layer: str | None,
-    classes: str | None,
-    set_name: str | None,
-    k: int,
-    n_images: int,
-) -> CamOptions | None:
-    from asl_eval.pipeline import CamOptions
-
-    if not enabled:
-        return None
-    if method not in CAM_METHODS:
-        raise typer.BadParameter(
-            f"expected one of {', '.join(CAM_METHODS)}, got {method!r}", param_hint="--cam-method"
-        )
-    from asl_eval.cam import parse_cam_classes
-
-    chosen = parse_cam_classes(classes)
-    return CamOptions(
-        method=method, layer=layer, classes=chosen, set_name=set_name, k=k, n_per_class=n_images
-    )
-
-
 @app.command()
 def report(
     model: ModelFile,
@@ -331,7 +279,7 @@ def report(
     label_map: LabelMap = None,
     strict: Strict = False,
     trust_model: TrustModel = False,
-    batch_size: BatchSize = 64,
+    batch_size: InferenceBatchSize = None,
     cam: Cam = True,
     cam_method: CamMethod = "gradcam",
     cam_layer: CamLayer = None,
@@ -373,13 +321,13 @@ def report(
     from asl_eval.pipeline import ReportRequest, name_sets, run_report
 
     label_options = _call(
-        lambda: _label_options(
+        lambda: parse_label_options(
             labels_from, label_regex, labels_csv, label_map, strict, follow_links
         )
     )
     request = ReportRequest(
         model=model,
-        test_sets=_call(lambda: name_sets(list(test_dirs or []), _parse_sets(list(sets or [])))),
+        test_sets=_call(lambda: name_sets(list(test_dirs or []), parse_sets(list(sets or [])))),
         out=out,
         name=name,
         in_domain=in_domain,
@@ -387,7 +335,7 @@ def report(
         label_options=label_options,
         command=_command_line(),
         batch_size=batch_size,
-        cam=_cam_options(cam, cam_method, cam_layer, cam_classes, cam_set, cam_k, cam_images),
+        cam=cam_options(cam, cam_method, cam_layer, cam_classes, cam_set, cam_k, cam_images),
         redact_paths=redact_paths,
         images=images,
         engine=engine_name(engine),
@@ -401,7 +349,7 @@ def report(
         slice_by=tuple(slice_by or ()),
         embeddings=embeddings,
         embedding_samples=embedding_samples,
-        stress=_stress_options(
+        stress=stress_options(
             stress, stress_corruptions, stress_severities, stress_n_per_class, stress_seed
         ),
         engine_options={
@@ -413,26 +361,6 @@ def report(
     _echo("numbers", files.json)
     _echo("predictions", files.predictions_csv)
     _echo_findings(files.findings)
-
-
-def _stress_options(
-    on: bool, corruptions: str, severities: str, n_per_class: int, seed: int
-) -> StressOptions | None:
-    """``report --stress`` and its ``--stress-*`` options (None without ``--stress``)."""
-    from asl_eval.pipeline import StressOptions
-    from asl_eval.stress.command import parse_corruptions, parse_severities
-
-    if not on:
-        return None
-    try:
-        chosen = parse_corruptions(corruptions)
-    except AslEvalError as error:
-        raise typer.BadParameter(str(error), param_hint="--stress-corruptions") from None
-    try:
-        levels = parse_severities(severities)
-    except AslEvalError as error:
-        raise typer.BadParameter(str(error), param_hint="--stress-severities") from None
-    return StressOptions(chosen, levels, n_per_class=n_per_class, seed=seed)
 
 
 def _echo_findings(text: str) -> None:
@@ -464,7 +392,7 @@ def labels(
     from asl_eval.labels import preview_labels
 
     options = _call(
-        lambda: _label_options(
+        lambda: parse_label_options(
             labels_from, label_regex, labels_csv, label_map, strict, follow_links
         )
     )

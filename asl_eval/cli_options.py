@@ -1,46 +1,45 @@
 """The command line's options: each a Typer ``Annotated`` type, named once and shared by the
-commands that take it (:mod:`asl_eval.cli`), and the checks of option values Typer cannot
-express. Typer and the standard library at import; the stages that define the valid values
-inside the checks.
+commands that take it (:mod:`asl_eval.cli`), and the checks and parsing of option values Typer
+cannot express. The ``report`` command's optional analyses (``--cam-*``, ``--audit``,
+``--metadata``, ``--embeddings``, ``--stress-*``) are in :mod:`asl_eval.cli_report_options`.
+Typer and the standard library at import; the stages that define the valid values inside the
+checks.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+if TYPE_CHECKING:
+    from asl_eval.labels import LabelOptions
+
 __all__ = [
-    "CAM_METHODS",
     "Arch",
-    "Audit",
     "Augment",
     "BatchSize",
     "Bf16",
     "CacheDir",
-    "Cam",
-    "CamClasses",
-    "CamImages",
-    "CamK",
-    "CamLayer",
-    "CamMethod",
-    "CamSet",
     "ChannelsLast",
     "CheckImages",
     "ChunkSize",
     "EngineName",
     "Epochs",
     "FollowLinks",
+    "GroupBy",
     "ImageSize",
     "Images",
     "InDomain",
+    "InferenceBatchSize",
     "LabelMap",
     "LabelRegex",
     "LabelsCsv",
     "LabelsFrom",
     "LearningRate",
+    "MetadataPathColumn",
     "ModelFile",
     "NamedSets",
     "NumWorkers",
@@ -55,13 +54,16 @@ __all__ = [
     "Strict",
     "TestDirs",
     "TrainLabelsFrom",
+    "TrainMetadata",
     "TrainOut",
     "TrainStrict",
     "TrustModel",
     "UseCache",
     "ValidPct",
     "engine_name",
+    "parse_label_options",
     "parse_lr",
+    "parse_sets",
     "split_kind",
 ]
 
@@ -93,7 +95,16 @@ Arch = Annotated[str, typer.Option(help="torchvision model name, or a timm name.
 ImageSize = Annotated[int, typer.Option(min=8, help="Resize(image_size).")]
 Epochs = Annotated[int, typer.Option(min=1)]
 LearningRate = Annotated[str, typer.Option(help="Learning rate, or 'find' to use lr_find.")]
-BatchSize = Annotated[int, typer.Option(min=1)]
+BatchSize = Annotated[int, typer.Option(min=1, help="Images per training step.")]
+InferenceBatchSize = Annotated[
+    int | None,
+    typer.Option(
+        "--batch-size",
+        min=1,
+        help="Images per forward pass (default: 8 for the fastai engine on the CPU, where small "
+        "batches are fastest; 64 on a GPU and for the ONNX engines).",
+    ),
+]
 ValidPct = Annotated[float, typer.Option(min=0.01, max=0.9)]
 Seed = Annotated[int, typer.Option()]
 Split = Annotated[
@@ -143,7 +154,6 @@ TrustModel = Annotated[
         help="Load a .pkl even if the safety scan refuses it: it may run code (docs/trust.md)."
     ),
 ]
-CAM_METHODS = ("gradcam", "gradcam++", "hirescam", "eigencam", "scorecam", "finercam")
 ModelFile = Annotated[
     Path,
     typer.Argument(
@@ -164,21 +174,6 @@ InDomain = Annotated[
     Path | None,
     typer.Option(help="Training folder: re-create and predict its validation split."),
 ]
-Cam = Annotated[
-    bool, typer.Option("--cam/--no-cam", help="Add the Grad-CAM 'why it fails' section.")
-]
-CamMethod = Annotated[
-    str, typer.Option(help="gradcam, gradcam++, hirescam, eigencam, scorecam or finercam.")
-]
-CamLayer = Annotated[
-    str | None, typer.Option(help="Target layer (dotted name); default: found automatically.")
-]
-CamClasses = Annotated[
-    str | None, typer.Option(help="Classes to explain, e.g. T,V,X (default: the worst k).")
-]
-CamSet = Annotated[str | None, typer.Option(help="Test set to explain (default: the largest).")]
-CamK = Annotated[int, typer.Option(min=1, help="How many worst classes to explain.")]
-CamImages = Annotated[int, typer.Option(min=1, help="Images per explained class.")]
 RedactPaths = Annotated[
     bool,
     typer.Option(help="Paths relative to each set's folder, the model by its file name."),
@@ -227,47 +222,11 @@ ChannelsLast = Annotated[
         "numbers in the last digits).",
     ),
 ]
-Audit = Annotated[
-    bool,
-    typer.Option(
-        "--audit/--no-audit",
-        help="Add the leakage section: near-duplicates of training images in every set "
-        "(the training folder is --in-domain, else the one the training record names).",
-    ),
-]
-
-Properties = Annotated[
-    bool | None,
-    typer.Option(
-        "--properties/--no-properties",
-        help="Add the section on what differs between the in-domain and the other sets' images "
-        "(brightness, contrast, sharpness, colourfulness, background share, size) and accuracy "
-        "by each; default: with --audit.",
-        show_default=False,
-    ),
-]
-
-Metadata = Annotated[
-    Path | None,
-    typer.Option(
-        help="CSV with a path column and columns to slice by (signer, camera, background, "
-        "lighting): accuracy per slice value with intervals and a test of whether slices "
-        "differ (docs/slices.md).",
-    ),
-]
 MetadataPathColumn = Annotated[
     str,
     typer.Option(
         help="The metadata CSV's column naming each image (relative path, absolute path or "
         "unique file name).",
-    ),
-]
-SliceBy = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--slice-by",
-        help="Slice by this metadata column (repeatable); default: every column with at most "
-        "50 distinct values.",
     ),
 ]
 GroupBy = Annotated[
@@ -282,43 +241,32 @@ TrainMetadata = Annotated[
     typer.Option("--metadata", help="CSV with a path column and the --group-by column."),
 ]
 
-Stress = Annotated[
-    bool,
-    typer.Option(
-        "--stress/--no-stress",
-        help="Add the robustness sweep on the in-domain validation images: which image changes "
-        "break which classes (docs/stress.md); the default subset takes about 4 minutes on 2 "
-        "CPU cores.",
-    ),
-]
-StressCorruptions = Annotated[
-    str,
-    typer.Option(
-        help="The sweep's changes: comma-separated names, 'default' or 'all' "
-        "(asl-eval stress MODEL X --corruptions list shows them).",
-    ),
-]
-StressSeverities = Annotated[
-    str, typer.Option(help="The sweep's severities: '1..5' or '1,3,5' (default: 3).")
-]
-StressPerClass = Annotated[int, typer.Option(min=1, help="Images the sweep samples per class.")]
-StressSeed = Annotated[
-    int, typer.Option(min=0, help="Base seed of the sweep's sample and of its changes.")
-]
 
-Embeddings = Annotated[
-    bool,
-    typer.Option(
-        "--embeddings/--no-embeddings",
-        help="Add the embedding-drift section: domain AUC, accuracy by distance from the "
-        "training images, confirmed near-duplicates, suspicious labels (needs the training "
-        "folder: --in-domain or the training record).",
-    ),
-]
-EmbeddingSamples = Annotated[
-    int,
-    typer.Option(min=2, help="Training images per class the embeddings are compared with."),
-]
+def parse_label_options(
+    labels_from: str,
+    label_regex: str | None,
+    labels_csv: Path | None,
+    label_map: list[str] | None,
+    strict: bool,
+    follow_links: bool = False,
+) -> LabelOptions:
+    """``--labels-from`` (checked), ``--label-regex``, ``--labels-csv``, ``--label-map``
+    (parsed), ``--strict`` and ``--follow-links``, as the labels' options."""
+    from asl_eval.labels import LabelOptions, parse_label_map
+
+    if labels_from not in ("auto", "folder", "filename", "csv"):
+        raise typer.BadParameter(
+            f"expected auto, folder, filename or csv, got {labels_from!r}",
+            param_hint="--labels-from",
+        )
+    return LabelOptions(
+        source=labels_from,  # type: ignore[arg-type]
+        regex=label_regex,
+        labels_csv=labels_csv,
+        label_map=parse_label_map(list(label_map or [])),
+        strict=strict,
+        follow_links=follow_links,
+    )
 
 
 def parse_lr(value: str) -> float | str:
@@ -332,6 +280,17 @@ def parse_lr(value: str) -> float | str:
     if not math.isfinite(rate) or rate <= 0:
         raise typer.BadParameter(f"expected a positive learning rate, got {value!r}")
     return rate
+
+
+def parse_sets(values: list[str]) -> list[tuple[str, Path]]:
+    """``--set``: each value a ``NAME=DIR`` pair, as ``(name, folder)``."""
+    parsed = []
+    for value in values:
+        name, sep, folder = value.partition("=")
+        if not sep or not name or not folder:
+            raise typer.BadParameter(f"expected NAME=DIR, got {value!r}", param_hint="--set")
+        parsed.append((name, Path(folder)))
+    return parsed
 
 
 def split_kind(value: str) -> str:

@@ -211,7 +211,7 @@ def test_export_safe_needs_the_suffix(tiny_model, tmp_path: Path) -> None:  # ty
 
 def test_cli_cam_methods_are_the_libraries() -> None:
     from asl_eval.cam import CAM_METHODS as LIBRARY_METHODS
-    from asl_eval.cli import CAM_METHODS
+    from asl_eval.cli_report_options import CAM_METHODS
 
     assert tuple(CAM_METHODS) == tuple(LIBRARY_METHODS)
 
