@@ -26,6 +26,50 @@ def shared_asl_data() -> Path:
     return SHARED_ASL
 
 
+@dataclass(frozen=True)
+class RealReport:
+    """One report on the real photos, written by the console's commands."""
+
+    out: Path
+    html: str
+    report: dict[str, object]
+
+
+@pytest.fixture(scope="session")
+def real_asl_report(tmp_path_factory: pytest.TempPathFactory) -> RealReport:
+    """``asl-eval train`` on the shared training frames (a 32-pixel resnet18 from scratch, two
+    epochs: a few minutes on two cores, so trained once per session), then ``asl-eval report``
+    on the official test folder and on massey/, with Grad-CAM on massey. Skips without the
+    photos."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from asl_eval.cli import app
+
+    data = shared_asl_data()
+    work = tmp_path_factory.mktemp("real")
+    model = work / "asl.pkl"
+    runner = CliRunner()
+    train = ["train", str(data / "asl_alphabet_train"), "--out", str(model), "--no-pretrained"]
+    train += ["--image-size", "32", "--epochs", "2", "--lr", "5e-3"]
+    trained = runner.invoke(app, train)
+    assert trained.exit_code == 0, trained.output
+    out = work / "reports"
+    report = ["report", str(model), "--out", str(out)]
+    report += ["--set", f"kaggle28={data / 'asl_alphabet_test'}"]
+    report += ["--set", f"massey={data / 'massey'}", "--cam-set", "massey"]
+    # layer4 of a 32-pixel resnet18 is 1x1; layer2 still has a 4x4 map
+    report += ["--cam-layer", "0.5"]
+    reported = runner.invoke(app, report)
+    assert reported.exit_code == 0, reported.output
+    return RealReport(
+        out,
+        (out / "asl.html").read_text(encoding="utf-8"),
+        json.loads((out / "asl.json").read_text(encoding="utf-8")),
+    )
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """Reports cache predictions by default: the tests' cache lives in a temporary folder, never

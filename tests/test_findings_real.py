@@ -3,14 +3,14 @@ frames with `asl-eval train`, reported on the official test folder and on massey
 name the worst out-of-domain classes with the numbers of the report's per-class tables.
 
 Skipped when the photos are absent (as on a user's machine); slow (a 32-pixel resnet18 trained
-from scratch for two epochs, a few minutes on two cores). Such a model is weak even in domain
+from scratch for two epochs, a few minutes on two cores, once per session: conftest's
+``real_asl_report``, which tests/test_real_data.py reads too). Such a model is weak even in domain
 (about 20% on its validation split), so the test reads whatever it finds: the classes named
 must be the per-class table's, and the baselines and the predicted classes the JSON's.
 """
 
 from __future__ import annotations
 
-import json
 import re
 
 import numpy as np
@@ -18,56 +18,16 @@ import pandas as pd
 import pytest
 from scipy.stats import binomtest, fisher_exact
 from statsmodels.stats.multitest import multipletests
-from typer.testing import CliRunner
 
-from asl_eval.cli import app
-
-from .conftest import shared_asl_data
+from .conftest import RealReport
 
 pytestmark = pytest.mark.slow
-runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def real_findings(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, object]]:
-    data = shared_asl_data()
-    work = tmp_path_factory.mktemp("real_findings")
-    model = work / "asl.pkl"
-    trained = runner.invoke(
-        app,
-        [
-            "train",
-            str(data / "asl_alphabet_train"),
-            "--out",
-            str(model),
-            "--no-pretrained",
-            "--image-size",
-            "32",
-            "--epochs",
-            "2",
-            "--lr",
-            "5e-3",
-        ],
-    )
-    assert trained.exit_code == 0, trained.output
-    out = work / "reports"
-    reported = runner.invoke(
-        app,
-        [
-            "report",
-            str(model),
-            "--set",
-            f"kaggle28={data / 'asl_alphabet_test'}",
-            "--set",
-            f"massey={data / 'massey'}",
-            "--out",
-            str(out),
-            "--no-cam",
-        ],
-    )
-    assert reported.exit_code == 0, reported.output
-    html = (out / "asl.html").read_text(encoding="utf-8")
-    return html, json.loads((out / "asl.json").read_text(encoding="utf-8"))
+@pytest.fixture
+def real_findings(real_asl_report: RealReport) -> tuple[str, dict[str, object]]:
+    """The session's real-photo report (conftest), the same one tests/test_real_data.py reads."""
+    return real_asl_report.html, real_asl_report.report
 
 
 def _table(report: dict[str, object], name: str) -> pd.DataFrame:

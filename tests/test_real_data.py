@@ -6,65 +6,22 @@ Skipped when the photos are absent (as on a user's machine).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, recall_score
-from typer.testing import CliRunner
 
-from asl_eval.cli import app
 from asl_eval.demo_data import ASL_CLASSES
 
-from .conftest import shared_asl_data
+from .conftest import RealReport
 
 pytestmark = pytest.mark.slow
-runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def real_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
-    data = shared_asl_data()
-    work = tmp_path_factory.mktemp("real")
-    model = work / "asl.pkl"
-    trained = runner.invoke(
-        app,
-        [
-            "train",
-            str(data / "asl_alphabet_train"),
-            "--out",
-            str(model),
-            "--no-pretrained",
-            "--image-size",
-            "32",
-            "--epochs",
-            "2",
-            "--lr",
-            "5e-3",
-        ],
-    )
-    assert trained.exit_code == 0, trained.output
-    out = work / "reports"
-    reported = runner.invoke(
-        app,
-        [
-            "report",
-            str(model),
-            "--set",
-            f"kaggle28={data / 'asl_alphabet_test'}",
-            "--set",
-            f"massey={data / 'massey'}",
-            "--out",
-            str(out),
-            "--cam-set",
-            "massey",
-            "--cam-layer",
-            "0.5",  # layer4 of a 32-pixel resnet18 is 1x1; layer2 still has a 4x4 map
-        ],
-    )
-    assert reported.exit_code == 0, reported.output
-    return out, json.loads((out / "asl.json").read_text())
+@pytest.fixture
+def real_report(real_asl_report: RealReport) -> tuple[Path, dict[str, object]]:
+    return real_asl_report.out, real_asl_report.report
 
 
 def test_real_report_per_class_numbers_equal_scikit_learn(real_report) -> None:  # type: ignore[no-untyped-def]
