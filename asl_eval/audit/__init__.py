@@ -18,6 +18,7 @@ Modules, bottom to top:
   sweep and Grad-CAM;
 - :mod:`~asl_eval.audit.properties`, :mod:`~asl_eval.audit.domains` and
   :mod:`~asl_eval.audit.domain_plots`: image properties and what differs between domains;
+- :mod:`~asl_eval.audit.metadata`: the metadata CSV read and its rows matched to images;
 - :mod:`~asl_eval.audit.slices` and :mod:`~asl_eval.audit.slice_plots`: accuracy by the values
   of a metadata CSV's columns (signer, camera, ...);
 - :mod:`~asl_eval.audit.embeddings`: what the model's features say (domain AUC, distance from

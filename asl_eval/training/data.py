@@ -167,7 +167,7 @@ def group_values(
     """Each training image's value in the metadata column ``group_by`` (its signer).
 
     Rows are matched to images as for the report's slices
-    (:func:`asl_eval.audit.slices.match_metadata`: the path relative to ``root``, the training
+    (:func:`asl_eval.audit.metadata.match_metadata`: the path relative to ``root``, the training
     folder, then the resolved path, then a unique file name). An image without a row, or with
     an empty cell, is an error, not a group of its own: a signer's image left out of the CSV
     could otherwise land on the other side of the split from the rest of that signer's images.
@@ -178,7 +178,7 @@ def group_values(
     TrainingError
         When the CSV cannot be read, lacks the column, or leaves images without a value.
     """
-    from asl_eval.audit.slices import NO_METADATA, match_metadata, read_metadata, slice_column
+    from asl_eval.audit.metadata import NO_METADATA, match_metadata, read_metadata, slice_column
 
     try:
         table = read_metadata(metadata, path_column=path_column)
