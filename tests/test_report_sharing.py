@@ -180,6 +180,17 @@ def test_sections_are_redacted_and_stripped_generically() -> None:
     assert list(result.items["image_png"]) == [b"\x89PNG-1", b"\x89PNG-2"]  # not changed
 
 
+def test_a_path_column_of_counts_keeps_its_numbers() -> None:
+    """The slices section's matching table counts the images matched by path in a column named
+    ``path``: redaction rewrites paths, not numbers."""
+    matching = pd.DataFrame({"set": ["t", "t"], "path": [3, 0], "name": [1, 2]})
+    result = AnalysisResult("demo", matching, pd.DataFrame({"n": [1]}), {"matching": matching})
+    redacted = redact_analysis(result, {"t": {"/home/ana/t/A/1.png": "A/1.png"}})
+    assert list(redacted.items["path"]) == [3, 0]
+    assert list(redacted.info["matching"]["path"]) == [3, 0]  # type: ignore[index]
+    assert redacted.items["path"].dtype.kind == "i"
+
+
 @pytest.mark.parametrize("dtype", [object, "string", "str"])
 def test_text_columns_of_any_text_dtype_are_redacted(dtype: object) -> None:
     table = pd.DataFrame({"nearest": pd.Series(["/home/ana/train/A/7.png"], dtype=dtype)})

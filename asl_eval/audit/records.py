@@ -1,18 +1,14 @@
 """The leakage analysis as plain JSON data, shared by ``asl-eval audit --json`` and the report's
 JSON block (``sections.leakage``), so both print the same fields.
 
-Imports pandas and numpy only.
+Imports pandas only.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
-
-import numpy as np
 import pandas as pd
 
-from asl_eval.analysis import AnalysisResult
+from asl_eval.analysis import AnalysisResult, JsonValue, json_value
 from asl_eval.errors import ReportError
 
 __all__ = ["NEAR_DUPLICATE_FIELDS", "info_table", "leakage_record", "plain"]
@@ -37,25 +33,19 @@ NEAR_DUPLICATE_FIELDS = (
 _SKIPPED_COLUMNS = ("image_png", "train_png")
 
 
-def plain(value: object) -> object:
-    """``value`` as JSON data: numpy scalars as Python numbers, NaN and missing as None.
+def plain(value: object) -> JsonValue:
+    """``value`` as JSON data with its floats unrounded: numpy scalars as Python numbers, NaN
+    and infinities as None (:func:`asl_eval.analysis.json_value`).
 
+    Every analysis's record (``asl-eval audit --json``, ``asl-eval stress --json``) keeps full
+    precision; the report's JSON rounds the same record afterwards
+    (:func:`asl_eval.report.serialize.clean`).
+
+    >>> import numpy as np
     >>> plain({"a": np.float64("nan"), "b": [np.int64(2), np.bool_(True)]})
     {'a': None, 'b': [2, True]}
     """
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | np.ndarray):
-        return [plain(v) for v in value]
-    if isinstance(value, pd.DataFrame):
-        return [plain(row) for row in value.to_dict(orient="records")]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if value is None or value is pd.NA or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    return str(value)
+    return json_value(value)
 
 
 def info_table(result: AnalysisResult, key: str) -> pd.DataFrame:

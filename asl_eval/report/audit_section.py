@@ -14,12 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
-from numbers import Real
-from typing import Any
 
 import pandas as pd
 
-from asl_eval.analysis import AnalysisResult
+from asl_eval.analysis import AnalysisResult, number_or_nan
 from asl_eval.audit.plots import plot_distance_distribution
 from asl_eval.audit.records import info_table, leakage_record
 from asl_eval.errors import ReportError
@@ -66,28 +64,26 @@ class LeakagePairView:
     train_uri: str | None
 
 
-def _number(row: Mapping[Any, object], key: str) -> float:
-    value = row[key]
-    return float(value) if isinstance(value, Real) else float("nan")
-
-
 def _set_view(row: Mapping[Hashable, object]) -> LeakageSetView:
     def interval(prefix: str) -> tuple[float, float]:
-        return (_number(row, f"{prefix}accuracy_low"), _number(row, f"{prefix}accuracy_high"))
+        return (
+            number_or_nan(row, f"{prefix}accuracy_low", required=True),
+            number_or_nan(row, f"{prefix}accuracy_high", required=True),
+        )
 
     return LeakageSetView(
         name=str(row["set"]),
-        n_images=int(_number(row, "n_images")),
-        near_duplicates=int(_number(row, "near_duplicates")),
-        near_duplicate_share=_number(row, "near_duplicate_share"),
-        exact_duplicates=int(_number(row, "exact_duplicates")),
-        n_groups=int(_number(row, "n_groups")),
-        has_accuracy=int(_number(row, "n_evaluated")) > 0,
-        accuracy=_number(row, "accuracy"),
+        n_images=int(number_or_nan(row, "n_images", required=True)),
+        near_duplicates=int(number_or_nan(row, "near_duplicates", required=True)),
+        near_duplicate_share=number_or_nan(row, "near_duplicate_share", required=True),
+        exact_duplicates=int(number_or_nan(row, "exact_duplicates", required=True)),
+        n_groups=int(number_or_nan(row, "n_groups", required=True)),
+        has_accuracy=int(number_or_nan(row, "n_evaluated", required=True)) > 0,
+        accuracy=number_or_nan(row, "accuracy", required=True),
         accuracy_interval=interval(""),
-        near_duplicate_accuracy=_number(row, "near_duplicate_accuracy"),
+        near_duplicate_accuracy=number_or_nan(row, "near_duplicate_accuracy", required=True),
         near_duplicate_interval=interval("near_duplicate_"),
-        leak_adjusted_accuracy=_number(row, "leak_adjusted_accuracy"),
+        leak_adjusted_accuracy=number_or_nan(row, "leak_adjusted_accuracy", required=True),
         leak_adjusted_interval=interval("leak_adjusted_"),
     )
 
@@ -109,8 +105,8 @@ def _pair_view(row: Mapping[Hashable, object]) -> LeakagePairView:
         nearest_train=str(row["nearest_train"]),
         label=str(row["label"]),
         nearest_label=str(row["nearest_label"]),
-        phash_distance=int(_number(row, "phash_distance")),
-        dhash_distance=int(_number(row, "dhash_distance")),
+        phash_distance=int(number_or_nan(row, "phash_distance", required=True)),
+        dhash_distance=int(number_or_nan(row, "dhash_distance", required=True)),
         exact_duplicate=bool(row["exact_duplicate"]),
         near_duplicate=bool(row["near_duplicate"]),
         image_uri=_png(row.get("image_png")),
@@ -134,7 +130,7 @@ def build(result: AnalysisResult) -> dict[str, object]:
     )
     return {
         "valid_set": str(summary["valid_set"]),
-        "n_train": int(_number(summary, "n_train")),
+        "n_train": int(number_or_nan(summary, "n_train", required=True)),
         "threshold_rule": str(summary["threshold_rule"]),
         "interval_method": str(summary["interval_method"]),
         "max_frame_gap": summary["max_frame_gap"],
@@ -144,7 +140,7 @@ def build(result: AnalysisResult) -> dict[str, object]:
         "thresholds": tuple(
             (
                 str(r["class"]),
-                int(_number(r, "n_images")),
+                int(number_or_nan(r, "n_images", required=True)),
                 r["phash_threshold"],
                 r["dhash_threshold"],
             )

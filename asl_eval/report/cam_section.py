@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from asl_eval.analysis import AnalysisResult
+from asl_eval.analysis import AnalysisResult, number_or_nan
 from asl_eval.errors import ReportError
 from asl_eval.report.figures import data_uri
 from asl_eval.report.registry import SectionSpec, register_section
@@ -91,13 +91,6 @@ def _frame(result: AnalysisResult, key: str) -> pd.DataFrame:
     return frame
 
 
-def _number(row: Mapping[Hashable, object], key: str) -> float:
-    """A number of the analysis, NaN when it is absent (an analysis saved before the column
-    existed) or not a number."""
-    value = row.get(key)
-    return float(value) if isinstance(value, int | float) else math.nan
-
-
 def _image_view(row: Mapping[Hashable, object]) -> CamImageView:
     path = str(row["path"])
     return CamImageView(
@@ -113,8 +106,9 @@ def _image_view(row: Mapping[Hashable, object]) -> CamImageView:
         proba_true=float(row["proba_true"]),  # type: ignore[arg-type]
         faithfulness_pred=float(row["faithfulness_pred"]),  # type: ignore[arg-type]
         faithfulness_true=float(row["faithfulness_true"]),  # type: ignore[arg-type]
-        outside_mass_pred=_number(row, "outside_mass_pred"),
-        outside_mass_true=_number(row, "outside_mass_true"),
+        # NaN when absent (an analysis saved before the column existed) or not a number
+        outside_mass_pred=number_or_nan(row, "outside_mass_pred"),
+        outside_mass_true=number_or_nan(row, "outside_mass_true"),
     )
 
 
@@ -133,7 +127,7 @@ def _galleries(result: AnalysisResult) -> tuple[CamGalleryView, ...]:
                 n_ood_misclassified=int(record["n_ood_misclassified"]),
                 mean_faithfulness=float(record["mean_faithfulness"]),
                 n_faithfulness=int(rows["faithfulness_pred"].notna().sum()),
-                mean_outside_mass=_number(record, "mean_outside_mass"),
+                mean_outside_mass=number_or_nan(record, "mean_outside_mass"),
                 means=tuple(
                     CamMeanView(
                         str(m["class"]),

@@ -18,10 +18,9 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from asl_eval.analysis import AnalysisResult
+from asl_eval.analysis import AnalysisResult, number_or_nan
 from asl_eval.audit.domain_plots import (
     plot_accuracy_by_bin,
     plot_property_differences,
@@ -106,11 +105,6 @@ class SegmentView:
     rest_interval: tuple[float, float]
 
 
-def _number(row: Mapping[Any, object], key: str) -> float:
-    value = row.get(key)
-    return float(value) if isinstance(value, int | float | np.number) else math.nan
-
-
 def _value(value: float) -> str:
     """A property value with three significant digits ("–" when undefined)."""
     return f"{value:.3g}" if math.isfinite(value) else "–"
@@ -133,22 +127,22 @@ def _records(table: pd.DataFrame) -> list[dict[Hashable, object]]:
 
 
 def _range(row: Mapping[Any, object]) -> str:
-    low, high = _number(row, "lower"), _number(row, "upper")
+    low, high = number_or_nan(row, "lower"), number_or_nan(row, "upper")
     return _value(low) if low == high else f"{_value(low)}–{_value(high)}"
 
 
 def _difference(row: Mapping[Any, object]) -> DifferenceView:
     return DifferenceView(
         set_name=str(row["set"]),
-        rank=int(_number(row, "rank")),
+        rank=int(number_or_nan(row, "rank")),
         property=_label(str(row["property"])),
-        mean_reference=_value(_number(row, "mean_reference")),
-        mean_set=_value(_number(row, "mean_set")),
-        smd=_smd(_number(row, "smd")),
-        smd_value=_number(row, "smd"),
-        auc=_number(row, "auc"),
-        p_value=_number(row, "p_value"),
-        p_adjusted=_number(row, "p_adjusted"),
+        mean_reference=_value(number_or_nan(row, "mean_reference")),
+        mean_set=_value(number_or_nan(row, "mean_set")),
+        smd=_smd(number_or_nan(row, "smd")),
+        smd_value=number_or_nan(row, "smd"),
+        auc=number_or_nan(row, "auc"),
+        p_value=number_or_nan(row, "p_value"),
+        p_adjusted=number_or_nan(row, "p_adjusted"),
         significant=bool(row["significant"]),
     )
 
@@ -158,10 +152,10 @@ def _bin(row: Mapping[Any, object]) -> BinView:
         set_name=str(row["set"]),
         label=str(row["bin_label"]),
         value_range=_range(row),
-        n=int(_number(row, "n")),
-        n_correct=int(_number(row, "n_correct")),
-        accuracy=_number(row, "accuracy"),
-        interval=(_number(row, "accuracy_low"), _number(row, "accuracy_high")),
+        n=int(number_or_nan(row, "n")),
+        n_correct=int(number_or_nan(row, "n_correct")),
+        accuracy=number_or_nan(row, "accuracy"),
+        interval=(number_or_nan(row, "accuracy_low"), number_or_nan(row, "accuracy_high")),
     )
 
 
@@ -171,13 +165,16 @@ def _segment(row: Mapping[Any, object]) -> SegmentView:
         property=_label(str(row["property"])),
         label=str(row["bin_label"]),
         value_range=_range(row),
-        n=int(_number(row, "n")),
-        n_correct=int(_number(row, "n_correct")),
-        accuracy=_number(row, "accuracy"),
-        interval=(_number(row, "accuracy_low"), _number(row, "accuracy_high")),
-        rest_n=int(_number(row, "rest_n")),
-        rest_accuracy=_number(row, "rest_accuracy"),
-        rest_interval=(_number(row, "rest_accuracy_low"), _number(row, "rest_accuracy_high")),
+        n=int(number_or_nan(row, "n")),
+        n_correct=int(number_or_nan(row, "n_correct")),
+        accuracy=number_or_nan(row, "accuracy"),
+        interval=(number_or_nan(row, "accuracy_low"), number_or_nan(row, "accuracy_high")),
+        rest_n=int(number_or_nan(row, "rest_n")),
+        rest_accuracy=number_or_nan(row, "rest_accuracy"),
+        rest_interval=(
+            number_or_nan(row, "rest_accuracy_low"),
+            number_or_nan(row, "rest_accuracy_high"),
+        ),
     )
 
 
@@ -222,8 +219,8 @@ def _per_class(table: pd.DataFrame) -> tuple[tuple[str, str, int, float, tuple[s
             (
                 str(set_name),
                 str(name),
-                int(_number(first, "n")),
-                _number(first, "accuracy"),
+                int(number_or_nan(first, "n")),
+                number_or_nan(first, "accuracy"),
                 tuple(_value(means.get(p, math.nan)) for p in _CLASS_PROPERTIES),
             )
         )
@@ -243,12 +240,12 @@ def build(result: AnalysisResult) -> dict[str, object]:
         "sets": tuple(dict.fromkeys(str(s) for s in result.items["set"])),
         "test": str(summary["test"]),
         "effect": str(summary["effect"]),
-        "alpha": _number(summary, "alpha"),
-        "bins": int(_number(summary, "bins")),
+        "alpha": number_or_nan(summary, "alpha"),
+        "bins": int(number_or_nan(summary, "bins")),
         "max_side": summary.get("max_side"),
-        "n_images": int(_number(summary, "n_images")),
-        "n_measured": int(_number(summary, "n_measured")),
-        "n_significant": int(_number(summary, "n_significant")),
+        "n_images": int(number_or_nan(summary, "n_images")),
+        "n_measured": int(number_or_nan(summary, "n_measured")),
+        "n_significant": int(number_or_nan(summary, "n_significant")),
         "has_differences": has_differences,
         "differences_uri": (
             draw(lambda ax: plot_property_differences(differences, ax=ax), size=(6.5, 3.6))

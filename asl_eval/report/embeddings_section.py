@@ -11,15 +11,13 @@ encoding (matplotlib through :func:`~asl_eval.report.figures.draw`); never torch
 
 from __future__ import annotations
 
-import math
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable
 from dataclasses import dataclass
-from numbers import Real
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from asl_eval.analysis import AnalysisResult
+from asl_eval.analysis import AnalysisResult, number_or_nan
 from asl_eval.audit.embeddings import embeddings_record
 from asl_eval.errors import ReportError
 from asl_eval.report.figures import draw
@@ -112,11 +110,6 @@ class SuspiciousView:
     neighbour_labels: str
 
 
-def _number(row: Mapping[Any, object], key: str) -> float:
-    value = row.get(key)
-    return float(value) if isinstance(value, Real) else math.nan
-
-
 def _table(result: AnalysisResult, key: str) -> list[dict[Hashable, object]]:
     table = result.info.get(key)
     if not isinstance(table, pd.DataFrame):
@@ -153,49 +146,49 @@ def build(result: AnalysisResult) -> dict[str, object]:
         raise ReportError("The embedding analysis lacks its 'distance_bins' table.")
     suspicious = _table(result, "suspicious")
     return {
-        "n_train": int(_number(summary, "n_train")),
+        "n_train": int(number_or_nan(summary, "n_train")),
         "n_per_class": summary.get("n_per_class"),
-        "k": int(_number(summary, "k")),
-        "high_confidence": _number(summary, "high_confidence"),
-        "confirm_similarity": _number(summary, "confirm_similarity"),
-        "confirm_quantile": _number(summary, "confirm_quantile"),
-        "distance_bound": _number(summary, "distance_bound"),
-        "in_distribution_quantile": _number(summary, "in_distribution_quantile"),
+        "k": int(number_or_nan(summary, "k")),
+        "high_confidence": number_or_nan(summary, "high_confidence"),
+        "confirm_similarity": number_or_nan(summary, "confirm_similarity"),
+        "confirm_quantile": number_or_nan(summary, "confirm_quantile"),
+        "distance_bound": number_or_nan(summary, "distance_bound"),
+        "in_distribution_quantile": number_or_nan(summary, "in_distribution_quantile"),
         "auc": tuple(
             AucView(
                 str(r["reference"]),
                 str(r["set"]),
-                int(_number(r, "n_reference")),
-                int(_number(r, "n_set")),
-                _number(r, "auc"),
-                _number(r, "auc_low"),
-                _number(r, "auc_high"),
+                int(number_or_nan(r, "n_reference")),
+                int(number_or_nan(r, "n_set")),
+                number_or_nan(r, "auc"),
+                number_or_nan(r, "auc_low"),
+                number_or_nan(r, "auc_high"),
             )
             for r in _table(result, "auc")
         ),
         "sets": tuple(
             SetView(
                 str(r["set"]),
-                int(_number(r, "n_images")),
-                int(_number(r, "n_excluded")),
-                _number(r, "accuracy"),
-                _number(r, "median_distance"),
-                _number(r, "error_distance_auc"),
-                _number(r, "error_distance_p"),
-                int(_number(r, "n_suspicious")),
+                int(number_or_nan(r, "n_images")),
+                int(number_or_nan(r, "n_excluded")),
+                number_or_nan(r, "accuracy"),
+                number_or_nan(r, "median_distance"),
+                number_or_nan(r, "error_distance_auc"),
+                number_or_nan(r, "error_distance_p"),
+                int(number_or_nan(r, "n_suspicious")),
             )
             for r in _table(result, "sets")
         ),
         "bins": tuple(
             BinView(
                 str(r["set"]),
-                int(_number(r, "bin")),
-                _number(r, "distance_low"),
-                _number(r, "distance_high"),
-                int(_number(r, "n_images")),
-                int(_number(r, "n_correct")),
-                _number(r, "accuracy"),
-                (_number(r, "accuracy_low"), _number(r, "accuracy_high")),
+                int(number_or_nan(r, "bin")),
+                number_or_nan(r, "distance_low"),
+                number_or_nan(r, "distance_high"),
+                int(number_or_nan(r, "n_images")),
+                int(number_or_nan(r, "n_correct")),
+                number_or_nan(r, "accuracy"),
+                (number_or_nan(r, "accuracy_low"), number_or_nan(r, "accuracy_high")),
             )
             for r in _table(result, "distance_bins")
         ),
@@ -205,9 +198,9 @@ def build(result: AnalysisResult) -> dict[str, object]:
                 str(r["set"]),
                 str(r["path"]),
                 str(r["nearest_train"]),
-                int(_number(r, "phash_distance")),
-                _number(r, "similarity"),
-                _number(r, "confirm_threshold"),
+                int(number_or_nan(r, "phash_distance")),
+                number_or_nan(r, "similarity"),
+                number_or_nan(r, "confirm_threshold"),
                 bool(r["confirmed"]),
             )
             for r in _table(result, "pairs")
@@ -219,8 +212,8 @@ def build(result: AnalysisResult) -> dict[str, object]:
                 str(r["path"]).replace("\\", "/").rsplit("/", 1)[-1],
                 str(r["y_true"]),
                 str(r["y_pred"]),
-                _number(r, "confidence"),
-                _number(r, "knn_distance"),
+                number_or_nan(r, "confidence"),
+                number_or_nan(r, "knn_distance"),
                 str(r["neighbour_labels"]),
             )
             for r in suspicious[:_SHOWN_SUSPICIOUS]

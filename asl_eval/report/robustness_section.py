@@ -13,15 +13,11 @@ the registry and the report's figure encoding; never torch.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
 from dataclasses import dataclass
-from numbers import Real
-from typing import Any
 
 import pandas as pd
 
-from asl_eval.analysis import AnalysisResult
+from asl_eval.analysis import AnalysisResult, number_or_nan
 from asl_eval.report.figures import draw
 from asl_eval.report.registry import SectionSpec, register_section
 from asl_eval.stress.catalogue import CATALOGUE
@@ -95,11 +91,6 @@ class ForecastView:
     rows: tuple[tuple[str, bool, float, float, int], ...]
 
 
-def _number(row: Mapping[Any, object], key: str) -> float:
-    value = row.get(key)
-    return float(value) if isinstance(value, Real) else math.nan
-
-
 def _records(table: pd.DataFrame) -> list[dict[object, object]]:
     return [dict(row) for row in table.to_dict(orient="records")]
 
@@ -118,9 +109,9 @@ def _forecasts(result: AnalysisResult) -> tuple[ForecastView, ...]:
                     (
                         str(r["corruption"]),
                         bool(r["label_preserving"]),
-                        _number(r, "rho"),
-                        _number(r, "p_holm"),
-                        int(_number(r, "n_classes")),
+                        number_or_nan(r, "rho"),
+                        number_or_nan(r, "p_holm"),
+                        int(number_or_nan(r, "n_classes")),
                     )
                     for r in _records(shown)
                 ),
@@ -152,19 +143,19 @@ def build(result: AnalysisResult) -> dict[str, object]:
             else "",
             label_preserving=bool(r["label_preserving"]),
             severities=str(r["severities"]),
-            mean_accuracy=_number(r, "mean_accuracy"),
-            corruption_error=_number(r, "corruption_error"),
+            mean_accuracy=number_or_nan(r, "mean_accuracy"),
+            corruption_error=number_or_nan(r, "corruption_error"),
         )
         for r in _records(robustness_table(result, "corruptions"))
     )
     fragile = tuple(
         FragileView(
             name=str(r["class"]),
-            clean_accuracy=_number(r, "clean_accuracy"),
-            corrupted_accuracy=_number(r, "corrupted_accuracy"),
-            accuracy_drop=_number(r, "accuracy_drop"),
+            clean_accuracy=number_or_nan(r, "clean_accuracy"),
+            corrupted_accuracy=number_or_nan(r, "corrupted_accuracy"),
+            accuracy_drop=number_or_nan(r, "accuracy_drop"),
             worst_corruption=str(r["worst_corruption"]),
-            worst_accuracy=_number(r, "worst_accuracy"),
+            worst_accuracy=number_or_nan(r, "worst_accuracy"),
         )
         for r in _records(robustness_table(result, "fragile_classes").head(N_FRAGILE_SHOWN))
     )
@@ -173,10 +164,10 @@ def build(result: AnalysisResult) -> dict[str, object]:
             corruption=str(r["corruption"]),
             true_class=str(r["class"]),
             predicted=str(r["predicted"]),
-            n_errors=int(_number(r, "n_errors")),
-            n_new=int(_number(r, "n_new")),
-            n_images=int(_number(r, "n_images")),
-            share=_number(r, "share"),
+            n_errors=int(number_or_nan(r, "n_errors")),
+            n_new=int(number_or_nan(r, "n_new")),
+            n_images=int(number_or_nan(r, "n_images")),
+            share=number_or_nan(r, "share"),
         )
         for r in _records(robustness_table(result, "error_destinations").head(N_DESTINATIONS_SHOWN))
     )
@@ -184,20 +175,20 @@ def build(result: AnalysisResult) -> dict[str, object]:
     excluded = files[~files["status"].isin(["evaluated", "not sampled"])]
     return {
         "set_name": str(summary.get("set") or "the in-domain images"),
-        "n_images": int(_number(summary, "n_images")),
-        "n_classes": int(_number(summary, "n_classes")),
+        "n_images": int(number_or_nan(summary, "n_images")),
+        "n_classes": int(number_or_nan(summary, "n_classes")),
         "n_per_class": summary.get("n_per_class"),
         "seed": summary.get("seed"),
         "severities": str(summary.get("severities", "")),
-        "clean_accuracy": _number(summary, "clean_accuracy"),
+        "clean_accuracy": number_or_nan(summary, "clean_accuracy"),
         "clean_interval": (
-            _number(summary, "clean_accuracy_low"),
-            _number(summary, "clean_accuracy_high"),
+            number_or_nan(summary, "clean_accuracy_low"),
+            number_or_nan(summary, "clean_accuracy_high"),
         ),
-        "mean_corrupted_accuracy": _number(summary, "mean_corrupted_accuracy"),
-        "mean_corruption_error": _number(summary, "mean_corruption_error"),
+        "mean_corrupted_accuracy": number_or_nan(summary, "mean_corrupted_accuracy"),
+        "mean_corruption_error": number_or_nan(summary, "mean_corruption_error"),
         "worst_corruption": str(summary.get("worst_corruption", "")),
-        "worst_corruption_error": _number(summary, "worst_corruption_error"),
+        "worst_corruption_error": number_or_nan(summary, "worst_corruption_error"),
         "formula": str(summary.get("score_formula", "")),
         "heatmap_uri": heatmap,
         "curves_uri": curves,

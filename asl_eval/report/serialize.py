@@ -5,20 +5,18 @@ The same context always gives the same bytes apart from ``generated_at``: keys a
 floats are rounded to 10 significant digits, and NaN becomes ``null``. Any change to the shape
 of the JSON increases :data:`SCHEMA_VERSION` (see :mod:`asl_eval.report.reading`).
 
-Imports numpy, pandas, the report's dataclasses and its section registry.
+Imports pandas, the report's dataclasses and its section registry.
 """
 
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Mapping
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
+from asl_eval.analysis import JsonValue, json_value
 from asl_eval.report.sections import section_blocks
 from asl_eval.report.tables import confused_pairs_by_loss
 
@@ -47,32 +45,21 @@ Version 2: the sets' headline numbers carry the names of
 registered analysis. :func:`asl_eval.report.read_report_json` reads versions 1 to 3 too."""
 N_TOP_LOSSES = 24
 """How many of the highest-loss images each set lists in the JSON."""
-
-JsonValue = None | bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"]
+_SIGNIFICANT_DIGITS = 10
+"""The significant digits every float of the JSON is rounded to."""
 
 
 def clean(value: object) -> JsonValue:
-    """Convert numpy/pandas scalars and containers to JSON values (NaN and inf -> None).
+    """Convert numpy/pandas scalars and containers to JSON values (NaN and inf -> None), floats
+    rounded to 10 significant digits (:func:`asl_eval.analysis.json_value`). The analyses'
+    records (:func:`asl_eval.audit.records.plain`) keep full precision for the commands'
+    ``--json``; the report passes them through this rounding too.
 
+    >>> import numpy as np
     >>> clean({"a": np.float64("nan"), "b": (np.int64(2), 0.1 + 0.2)})
     {'a': None, 'b': [2, 0.3]}
     """
-    if value is None or isinstance(value, bool | str):
-        return value
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        number = float(value)
-        return float(f"{number:.10g}") if math.isfinite(number) else None
-    if isinstance(value, Mapping):
-        return {str(k): clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | np.ndarray):
-        return [clean(v) for v in value]
-    if isinstance(value, pd.DataFrame):
-        return records(value)
-    return str(value)
+    return json_value(value, digits=_SIGNIFICANT_DIGITS)
 
 
 def records(frame: pd.DataFrame, *, index: str | None = None) -> list[JsonValue]:

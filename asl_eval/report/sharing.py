@@ -174,8 +174,12 @@ def _map_frame(frame: pd.DataFrame, shown: Mapping[str, Mapping[str, str]]) -> p
     anywhere = {path: text for by_path in shown.values() for path, text in by_path.items()}
     sets = frame["set"] if "set" in frame.columns else [None] * len(frame)
     frame = frame.copy()
+    # only text is a path: a "path" column of counts (the slices section's matching table
+    # counts the images matched by path) keeps its numbers
     frame["path"] = [
-        shown.get(str(name), anywhere).get(str(path)) or PurePath(str(path)).name
+        (shown.get(str(name), anywhere).get(path) or PurePath(path).name)
+        if isinstance(path, str)
+        else path
         for path, name in zip(frame["path"], sets, strict=True)
     ]
     return frame

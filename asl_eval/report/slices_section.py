@@ -18,11 +18,11 @@ import math
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from asl_eval.analysis import AnalysisResult
+from asl_eval.analysis import AnalysisResult, number_or_nan
 from asl_eval.audit.records import plain
 from asl_eval.audit.slice_plots import plot_slice_accuracy
 from asl_eval.errors import ReportError
@@ -102,16 +102,6 @@ def _table(result: AnalysisResult, key: str) -> pd.DataFrame:
     return table
 
 
-def _number(row: Mapping[Any, object], key: str) -> float:
-    value = row.get(key)
-    if isinstance(value, bool):
-        return float(value)
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return math.nan
-
-
 def _records(table: pd.DataFrame) -> list[dict[Hashable, object]]:
     return [dict(row) for row in table.to_dict(orient="records")]
 
@@ -121,7 +111,7 @@ def _test_name(row: Mapping[Hashable, object]) -> str:
     if test == "fisher":
         return "Fisher's exact test"
     if test == "chi-square":
-        return f"chi-square test ({_number(row, 'dof'):.0f} df)"
+        return f"chi-square test ({number_or_nan(row, 'dof'):.0f} df)"
     return test.removeprefix("none: ")
 
 
@@ -130,12 +120,12 @@ def _set_view(test: Mapping[Hashable, object], slices: pd.DataFrame) -> SliceSet
     rows = tuple(
         SliceRowView(
             value=str(r["value"]),
-            n=int(_number(r, "n")),
-            correct=int(_number(r, "correct")),
-            accuracy=_number(r, "accuracy"),
-            interval=(_number(r, "accuracy_low"), _number(r, "accuracy_high")),
-            accuracy_rest=_number(r, "accuracy_rest"),
-            p_adjusted=_number(r, "p_adjusted"),
+            n=int(number_or_nan(r, "n")),
+            correct=int(number_or_nan(r, "correct")),
+            accuracy=number_or_nan(r, "accuracy"),
+            interval=(number_or_nan(r, "accuracy_low"), number_or_nan(r, "accuracy_high")),
+            accuracy_rest=number_or_nan(r, "accuracy_rest"),
+            p_adjusted=number_or_nan(r, "p_adjusted"),
             tested=bool(r["tested"]),
             significant=bool(r["significant"]),
             weakest=bool(r["tested"]) and str(r["value"]) == weakest,
@@ -145,16 +135,17 @@ def _set_view(test: Mapping[Hashable, object], slices: pd.DataFrame) -> SliceSet
     return SliceSetView(
         set_name=str(test["set"]),
         test=_test_name(test),
-        has_test=math.isfinite(_number(test, "p_value")),
-        rough=str(test["test"]) == "chi-square" and _number(test, "min_expected") < ROUGH_EXPECTED,
-        statistic=_number(test, "statistic"),
-        p_value=_number(test, "p_value"),
-        p_adjusted=_number(test, "p_adjusted"),
+        has_test=math.isfinite(number_or_nan(test, "p_value")),
+        rough=str(test["test"]) == "chi-square"
+        and number_or_nan(test, "min_expected") < ROUGH_EXPECTED,
+        statistic=number_or_nan(test, "statistic"),
+        p_value=number_or_nan(test, "p_value"),
+        p_adjusted=number_or_nan(test, "p_adjusted"),
         significant=bool(test["significant"]),
-        min_expected=_number(test, "min_expected"),
-        n_no_metadata=int(_number(test, "n_no_metadata")),
+        min_expected=number_or_nan(test, "min_expected"),
+        n_no_metadata=int(number_or_nan(test, "n_no_metadata")),
         weakest=weakest,
-        weakest_accuracy=_number(test, "weakest_accuracy"),
+        weakest_accuracy=number_or_nan(test, "weakest_accuracy"),
         weakest_significant=bool(test["weakest_significant"]),
         rows=rows,
     )
@@ -188,22 +179,22 @@ def build(result: AnalysisResult) -> dict[str, object]:
     return {
         "metadata_file": str(summary.get("metadata_file", "")).replace("\\", "/").rsplit("/")[-1],
         "path_column": str(summary["path_column"]),
-        "alpha": _number(summary, "alpha"),
-        "confidence": _number(summary, "confidence"),
-        "n_images": int(_number(summary, "n_images")),
-        "n_matched": int(_number(summary, "n_matched")),
-        "n_unmatched": int(_number(summary, "n_unmatched")),
-        "n_metadata_rows": int(_number(summary, "n_metadata_rows")),
-        "n_unused_rows": int(_number(summary, "n_unused_rows")),
+        "alpha": number_or_nan(summary, "alpha"),
+        "confidence": number_or_nan(summary, "confidence"),
+        "n_images": int(number_or_nan(summary, "n_images")),
+        "n_matched": int(number_or_nan(summary, "n_matched")),
+        "n_unmatched": int(number_or_nan(summary, "n_unmatched")),
+        "n_metadata_rows": int(number_or_nan(summary, "n_metadata_rows")),
+        "n_unused_rows": int(number_or_nan(summary, "n_unused_rows")),
         "columns": tuple(columns),
         "matching": tuple(
             (
                 str(r["set"]),
-                int(_number(r, "n_images")),
-                int(_number(r, "relpath")),
-                int(_number(r, "path")),
-                int(_number(r, "name")),
-                int(_number(r, "none")),
+                int(number_or_nan(r, "n_images")),
+                int(number_or_nan(r, "relpath")),
+                int(number_or_nan(r, "path")),
+                int(number_or_nan(r, "name")),
+                int(number_or_nan(r, "none")),
             )
             for r in _records(_table(result, "matching"))
         ),
@@ -211,7 +202,8 @@ def build(result: AnalysisResult) -> dict[str, object]:
             (str(r["set"]), str(r["path"])) for r in _records(unmatched.head(MAX_LISTED))
         ),
         "unused": tuple(
-            (int(_number(r, "line")), str(r["path"])) for r in _records(unused.head(MAX_LISTED))
+            (int(number_or_nan(r, "line")), str(r["path"]))
+            for r in _records(unused.head(MAX_LISTED))
         ),
         "skipped_columns": tuple(
             (str(r["column"]), str(r["reason"]))

@@ -22,7 +22,7 @@ from collections.abc import Hashable, Mapping
 import numpy as np
 import pandas as pd
 
-from asl_eval.analysis import AnalysisResult
+from asl_eval.analysis import AnalysisResult, number_or_nan
 from asl_eval.findings.checks.common import make_finding
 from asl_eval.findings.data import FindingsData, SkipCheck
 from asl_eval.findings.model import Evidence, Finding
@@ -70,11 +70,6 @@ def _d(value: float) -> str:
     return f"d = {value:.2f}".replace("-", "−")
 
 
-def _number(row: Mapping[Hashable, object], key: str) -> float:
-    value = row.get(key)
-    return float(value) if isinstance(value, int | float | np.number) else math.nan
-
-
 def _table(result: AnalysisResult, key: str, columns: tuple[str, ...]) -> pd.DataFrame:
     table = result.info.get(key)
     if not isinstance(table, pd.DataFrame) or not set(columns) <= set(table.columns):
@@ -84,8 +79,9 @@ def _table(result: AnalysisResult, key: str, columns: tuple[str, ...]) -> pd.Dat
 
 def _candidate(segment: Mapping[Hashable, object]) -> tuple[float, float, float, float]:
     """``(score, gap, low, high)`` of one weakest segment against the rest of its set."""
-    n, c = int(_number(segment, "n")), int(_number(segment, "n_correct"))
-    rest_n, rest_c = int(_number(segment, "rest_n")), int(_number(segment, "rest_correct"))
+    n, c = int(number_or_nan(segment, "n")), int(number_or_nan(segment, "n_correct"))
+    rest_n = int(number_or_nan(segment, "rest_n"))
+    rest_c = int(number_or_nan(segment, "rest_correct"))
     gap, low, high = newcombe_difference(rest_c, rest_n, c, n)
     return conservative_images(n, low), gap, low, high
 
@@ -113,11 +109,12 @@ def _set_finding(
     reference = str(result.summary_record().get("in_domain_set", ""))
     limit = data.options.n_worst_classes
     top = [
-        f"{_word(str(r['property']))} ({_d(_number(r, 'smd'))})"
+        f"{_word(str(r['property']))} ({_d(number_or_nan(r, 'smd'))})"
         for r in differing.to_dict("records")
     ]
-    n, c = int(_number(segment, "n")), int(_number(segment, "n_correct"))
-    rest_n, rest_c = int(_number(segment, "rest_n")), int(_number(segment, "rest_correct"))
+    n, c = int(number_or_nan(segment, "n")), int(number_or_nan(segment, "n_correct"))
+    rest_n = int(number_or_nan(segment, "rest_n"))
+    rest_c = int(number_or_nan(segment, "rest_correct"))
     sentence = say(
         "domain-property",
         set=name,
@@ -126,15 +123,18 @@ def _set_finding(
         acc_weak=percent(c / n),
         c_weak=c,
         n_weak=n,
-        ci_weak=interval(_number(segment, "accuracy_low"), _number(segment, "accuracy_high")),
+        ci_weak=interval(
+            number_or_nan(segment, "accuracy_low"), number_or_nan(segment, "accuracy_high")
+        ),
         level=str(segment["bin_label"]),
         property=_word(prop),
-        range=f"{_value(_number(segment, 'lower'))}–{_value(_number(segment, 'upper'))}",
+        range="–".join(_value(number_or_nan(segment, key)) for key in ("lower", "upper")),
         acc_rest=percent(rest_c / rest_n),
         c_rest=rest_c,
         n_rest=rest_n,
         ci_rest=interval(
-            _number(segment, "rest_accuracy_low"), _number(segment, "rest_accuracy_high")
+            number_or_nan(segment, "rest_accuracy_low"),
+            number_or_nan(segment, "rest_accuracy_high"),
         ),
         gap=points(gap),
         ci=points_interval(low, high),
@@ -143,7 +143,7 @@ def _set_finding(
     column = f"bin:{prop}"
     weak = items[(items["set"] == name) & ~items["correct"].astype(bool)]
     if column in items.columns:
-        weak = weak[weak[column] == int(_number(segment, "bin"))]
+        weak = weak[weak[column] == int(number_or_nan(segment, "bin"))]
     paths = tuple(weak["path"].astype(str)[: data.options.n_evidence_images])
     n_set = next((s.n_images for s in data.sets if s.name == name), n + rest_n)
     return [
@@ -165,7 +165,9 @@ def _set_finding(
                 "property": prop,
                 "accuracy_weak": c / n,
                 "accuracy_rest": rest_c / rest_n,
-                "smd": _number(differing[differing["property"] == prop].iloc[0].to_dict(), "smd"),
+                "smd": number_or_nan(
+                    differing[differing["property"] == prop].iloc[0].to_dict(), "smd"
+                ),
             },
         )
     ]

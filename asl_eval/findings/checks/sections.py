@@ -17,7 +17,7 @@ from collections.abc import Hashable, Mapping
 import numpy as np
 import pandas as pd
 
-from asl_eval.analysis import AnalysisResult
+from asl_eval.analysis import AnalysisResult, number_or_nan
 from asl_eval.findings.checks.common import make_finding
 from asl_eval.findings.data import FindingsData, SkipCheck
 from asl_eval.findings.model import Evidence, Finding
@@ -157,19 +157,15 @@ def cam_background(data: FindingsData) -> list[Finding]:
     ]
 
 
-def _number(row: Mapping[Hashable, object], key: str) -> float:
-    value = row.get(key)
-    return float(value) if isinstance(value, int | float | np.number) else math.nan
-
-
 def _leakage_finding(
     data: FindingsData, result: AnalysisResult, row: Mapping[Hashable, object]
 ) -> list[Finding]:
     name = str(row["set"])
-    n, n_near = int(_number(row, "n_evaluated")), int(_number(row, "near_duplicates"))
-    accuracy, adjusted = _number(row, "accuracy"), _number(row, "leak_adjusted_accuracy")
-    adjusted_low = _number(row, "leak_adjusted_accuracy_low")
-    adjusted_high = _number(row, "leak_adjusted_accuracy_high")
+    n, n_near = int(number_or_nan(row, "n_evaluated")), int(number_or_nan(row, "near_duplicates"))
+    accuracy = number_or_nan(row, "accuracy")
+    adjusted = number_or_nan(row, "leak_adjusted_accuracy")
+    adjusted_low = number_or_nan(row, "leak_adjusted_accuracy_low")
+    adjusted_high = number_or_nan(row, "leak_adjusted_accuracy_high")
     inflation, low, high = accuracy - adjusted, accuracy - adjusted_high, accuracy - adjusted_low
     if n <= 0 or n_near <= 0 or not (math.isfinite(low) and low > 0):
         return []
@@ -180,8 +176,8 @@ def _leakage_finding(
         "leakage",
         set=name,
         d=n_near,
-        n=int(_number(row, "n_images")),
-        share=percent(_number(row, "near_duplicate_share")),
+        n=int(number_or_nan(row, "n_images")),
+        share=percent(number_or_nan(row, "near_duplicate_share")),
         acc=percent(accuracy),
         adjusted=percent(adjusted),
         ci_adjusted=interval(adjusted_low, adjusted_high),

@@ -10,19 +10,16 @@ over every value the section tested, is below the section's alpha. The effect is
 the lower end of that interval (:func:`asl_eval.findings.stats.conservative_images`), the
 findings' common scale. Images without metadata are never a slice here.
 
-Imports numpy, pandas and the findings' own modules.
+Imports pandas and the findings' own modules.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Hashable, Mapping
-from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from asl_eval.analysis import AnalysisResult
+from asl_eval.analysis import AnalysisResult, number_or_nan
 from asl_eval.findings.checks.common import make_finding
 from asl_eval.findings.data import FindingsData, SkipCheck
 from asl_eval.findings.model import Evidence, Finding
@@ -46,11 +43,6 @@ SLICES_ANCHOR = "slices"
 _NEEDED = ("set", "column", "value", "n", "correct", "n_rest", "correct_rest", "significant")
 
 
-def _number(row: Mapping[Any, object], key: str) -> float:
-    value = row.get(key)
-    return float(value) if isinstance(value, int | float | np.number) else math.nan
-
-
 def _evidence_paths(
     data: FindingsData, result: AnalysisResult, set_name: str, column: str, value: str
 ) -> tuple[str, ...]:
@@ -70,11 +62,13 @@ def _evidence_paths(
 
 def _finding(data: FindingsData, result: AnalysisResult, row: Mapping[Hashable, object]) -> Finding:
     set_name, column, value = str(row["set"]), str(row["column"]), str(row["value"])
-    n, correct = int(_number(row, "n")), int(_number(row, "correct"))
-    n_rest, correct_rest = int(_number(row, "n_rest")), int(_number(row, "correct_rest"))
+    n, correct = int(number_or_nan(row, "n")), int(number_or_nan(row, "correct"))
+    n_rest = int(number_or_nan(row, "n_rest"))
+    correct_rest = int(number_or_nan(row, "correct_rest"))
     drop, low, high = newcombe_difference(correct_rest, n_rest, correct, n)
     # the section's own interval (at its confidence), so the finding quotes what the page shows
-    accuracy_low, accuracy_high = _number(row, "accuracy_low"), _number(row, "accuracy_high")
+    accuracy_low = number_or_nan(row, "accuracy_low")
+    accuracy_high = number_or_nan(row, "accuracy_high")
     sentence = say(
         "slice",
         set=set_name,
@@ -87,7 +81,7 @@ def _finding(data: FindingsData, result: AnalysisResult, row: Mapping[Hashable, 
         n_rest=n_rest,
         drop=points(drop),
         ci_drop=points_interval(low, high),
-        p=pvalue(_number(row, "p_adjusted")),
+        p=pvalue(number_or_nan(row, "p_adjusted")),
     )
     size = next((s.n_images for s in data.sets if s.name == set_name), n + n_rest)
     return make_finding(
@@ -108,7 +102,7 @@ def _finding(data: FindingsData, result: AnalysisResult, row: Mapping[Hashable, 
             "accuracy_rest": correct_rest / n_rest,
             "n": n,
             "n_rest": n_rest,
-            "p_adjusted": _number(row, "p_adjusted"),
+            "p_adjusted": number_or_nan(row, "p_adjusted"),
         },
     )
 

@@ -11,19 +11,17 @@ as data:
 
 Both are skipped with a note when the report has no embedding analysis.
 
-Imports numpy, pandas and the findings' own modules.
+Imports pandas and the findings' own modules.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Mapping
-from numbers import Real
-from typing import Any
 
 import pandas as pd
 
-from asl_eval.analysis import AnalysisResult
+from asl_eval.analysis import AnalysisResult, number_or_nan
 from asl_eval.findings.checks.common import make_finding
 from asl_eval.findings.data import FindingsData, SkipCheck
 from asl_eval.findings.model import Evidence, Finding
@@ -59,11 +57,6 @@ def _table(result: AnalysisResult, key: str, columns: tuple[str, ...]) -> pd.Dat
     return table
 
 
-def _number(row: Mapping[Any, object], key: str) -> float:
-    value = row.get(key)
-    return float(value) if isinstance(value, Real) else math.nan
-
-
 def suspicious_labels(data: FindingsData) -> list[Finding]:
     """Per set, the images the embedding analysis flags as suspicious labels (its
     ``suspicious`` column: confidence at or above its threshold, most training neighbours of
@@ -92,8 +85,8 @@ def suspicious_labels(data: FindingsData) -> list[Finding]:
             n=n,
             share=percent(m / n),
             ci=interval(low, high),
-            threshold=percent(_number(summary, "high_confidence")),
-            k=int(_number(summary, "k")),
+            threshold=percent(number_or_nan(summary, "high_confidence")),
+            k=int(number_or_nan(summary, "k")),
             examples=names(pairs, 3),
         )
         findings.append(
@@ -120,7 +113,7 @@ def suspicious_labels(data: FindingsData) -> list[Finding]:
 def _distance_finding(
     data: FindingsData, name: str, bins: pd.DataFrame, row: Mapping[Hashable, object]
 ) -> list[Finding]:
-    p = _number(row, "error_distance_p")
+    p = number_or_nan(row, "error_distance_p")
     if len(bins) < 2 or not (math.isfinite(p) and p < data.options.alpha):
         return []
     near, far = bins.iloc[0], bins.iloc[-1]
@@ -140,7 +133,7 @@ def _distance_finding(
         n_far=n_far,
         diff=points(diff),
         ci=points_interval(low, high),
-        auc=percent(_number(row, "error_distance_auc")),
+        auc=percent(number_or_nan(row, "error_distance_auc")),
         p=pvalue(p),
     )
     return [
@@ -148,7 +141,7 @@ def _distance_finding(
             f"embedding-distance:{name}",
             "embedding-distance",
             score=conservative_images(n_far, low),
-            n_images=int(_number(row, "n_images")),
+            n_images=int(number_or_nan(row, "n_images")),
             effect=("accuracy nearest minus farthest", diff, low, high),
             sentence=sentence,
             evidence=Evidence(EMBEDDINGS_ANCHOR, name),
