@@ -6,6 +6,7 @@ References are computed here, independently of the engines: ``learner.get_preds`
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import sys
@@ -21,6 +22,7 @@ from asl_eval.inference.engines import (
     DEFAULT_BATCH_SIZE,
     FastaiEngine,
     default_batch_size,
+    preprocessed_batches,
 )
 from asl_eval.inference.onnx_engine import (
     FLOAT_TOLERANCE,
@@ -247,6 +249,15 @@ def test_int8_engine_reports_its_agreement(tiny_learner, images, reference, onnx
     quantization = engine.describe()["quantization"]
     assert quantization["format"] == "QDQ"
     assert quantization["n_calibration_images"] == len(images[::2])
+    # the calibration's hash, recomputed: SHA-256 over fastai's input batches of 16, shape first
+    digest = hashlib.sha256()
+    for x in preprocessed_batches(tiny_learner, images[::2], batch_size=16):
+        batch = x.numpy()
+        digest.update(f"{batch.shape}".encode())
+        digest.update(batch.tobytes())
+    assert quantization["calibration_sha256"] == digest.hexdigest()
+    quantization["calibration_sha256"] = "changed by the caller"  # a copy: the engine's stays
+    assert engine.describe()["quantization"]["calibration_sha256"] == digest.hexdigest()
     assert engine.onnx_path is not None and engine.onnx_path.name.startswith("onnx-int8-")
 
 

@@ -220,6 +220,7 @@ class OnnxEngine:
         self.agreement: Agreement | None = None
         self.onnx_path: Path | None = None
         self._calibration = self._calibration_batches(calibration_images) if quantize else []
+        self._quantization_info: dict[str, Any] | None = None
         self._session: Any = None
 
     def _calibration_batches(self, images: Sequence[Image.Image] | None) -> list[np.ndarray]:
@@ -256,6 +257,13 @@ class OnnxEngine:
         return described
 
     def _quantization(self) -> dict[str, Any]:
+        """The quantization's description, with the calibration's hash: worked out once, as the
+        calibration is fixed when the engine is made and every chunk's cache key asks for it."""
+        if self._quantization_info is None:
+            self._quantization_info = self._describe_quantization()
+        return dict(self._quantization_info)
+
+    def _describe_quantization(self) -> dict[str, Any]:
         digest = hashlib.sha256()
         for batch in self._calibration:
             digest.update(f"{batch.shape}".encode())
