@@ -328,3 +328,27 @@ def test_a_significant_gain_is_not_counted_as_a_drop(tmp_path: Path) -> None:
     html = write_report(context, tmp_path / "out", name="r").html.read_text(encoding="utf-8")
     assert "83.3 *" in html  # A: 100% -> 16.7%, in points
     assert "-90.0 +" in html  # B: 10% -> 100%, a significant gain
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_the_report_names_the_model_files_sha256(tiny_model, tmp_path: Path, use_cache) -> None:  # type: ignore[no-untyped-def]
+    """With the predictions cache, the report takes the file's hash from the cache's key (the
+    file is read once); without it, hashes the file itself: either way, hashlib's digest."""
+    import hashlib
+
+    from asl_eval.pipeline import ReportRequest, run_report
+
+    test = sorted(Path(tiny_model.data.ood_test).iterdir())[0]
+    files = run_report(
+        ReportRequest(
+            model=tiny_model.path,
+            test_sets=[("test", test)],
+            out=tmp_path / "out",
+            cam=None,
+            use_cache=use_cache,
+            cache_dir=tmp_path / "cache",
+        )
+    )
+    report = json.loads(files.json.read_text(encoding="utf-8"))
+    expected = hashlib.sha256(Path(tiny_model.path).read_bytes()).hexdigest()
+    assert report["model"]["sha256"] == expected

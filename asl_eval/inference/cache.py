@@ -68,11 +68,15 @@ _PROBABILITY_TOLERANCE = 1e-4
 _VERSIONED = ("torch", "fastai", "pillow", "numpy", "onnxruntime")
 
 
+def _is_safe_pair(path: Path) -> bool:
+    return path.suffix.lower() in (".safetensors", ".json")
+
+
 def model_key(model_file: str | Path) -> str:
     """SHA-256 that names a model file's content: its bytes, and for the safe format
     (``model.safetensors`` beside ``model.json``) the weights' and the sidecar's together."""
     path = Path(model_file)
-    if path.suffix.lower() not in (".safetensors", ".json"):
+    if not _is_safe_pair(path):
         return file_sha256(path)
     weights, sidecar = path.with_suffix(".safetensors"), path.with_suffix(".json")
     both = f"safetensors {file_sha256(weights)}\nsidecar {file_sha256(sidecar)}\n"
@@ -171,6 +175,12 @@ class PredictionCache:
         self.model_file = Path(model_file)
         self.model_key = model_key(model_file)
         self.versions = package_versions()
+
+    @property
+    def file_sha256(self) -> str | None:
+        """The model file's own SHA-256 when that is the key (a fastai ``.pkl``), so that the
+        report need not read the file again; None for the safe format's pair."""
+        return None if _is_safe_pair(self.model_file) else self.model_key
 
     @property
     def _record_path(self) -> Path:

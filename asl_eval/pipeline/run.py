@@ -260,6 +260,7 @@ def run_report(request: ReportRequest) -> ReportFiles:
         input_size=f"{size[0]}×{size[1]}" if size else "unknown",
         versions=runtime_versions(),
         engine=_engine_info(model, sets),
+        sha256=model.cache.file_sha256 if model.cache is not None else None,
     )
     logger.info("engine %s: %s (model loaded: %s)", model.name, model.describe(), model.loaded)
     sections: dict[str, AnalysisResult] = {}

@@ -71,11 +71,13 @@ class ModelInfo:
         input_size: str,
         versions: Mapping[str, str],
         engine: Mapping[str, object] | None = None,
+        sha256: str | None = None,
     ) -> ModelInfo:
-        """Fill in the file's sha256 (streamed, so large models are fine)."""
+        """Fill in the file's sha256 (streamed, so large models are fine), unless the caller
+        has it already (``sha256``: the predictions cache hashed the same file)."""
         return cls(
             path=str(path),
-            sha256=file_sha256(path),
+            sha256=sha256 or file_sha256(path),
             arch=arch,
             classes=tuple(classes),
             input_size=input_size,
