@@ -48,6 +48,7 @@ import numpy as np
 from asl_eval._version import __version__
 from asl_eval.cache_files import CACHE_ENV, default_cache_dir, installed_versions, write_atomic
 from asl_eval.hashing import file_sha256
+from asl_eval.trust.safe_format import is_safe_format
 
 __all__ = [
     "CACHE_ENV",
@@ -68,15 +69,11 @@ _PROBABILITY_TOLERANCE = 1e-4
 _VERSIONED = ("torch", "fastai", "pillow", "numpy", "onnxruntime")
 
 
-def _is_safe_pair(path: Path) -> bool:
-    return path.suffix.lower() in (".safetensors", ".json")
-
-
 def model_key(model_file: str | Path) -> str:
     """SHA-256 that names a model file's content: its bytes, and for the safe format
     (``model.safetensors`` beside ``model.json``) the weights' and the sidecar's together."""
     path = Path(model_file)
-    if not _is_safe_pair(path):
+    if not is_safe_format(path):
         return file_sha256(path)
     weights, sidecar = path.with_suffix(".safetensors"), path.with_suffix(".json")
     both = f"safetensors {file_sha256(weights)}\nsidecar {file_sha256(sidecar)}\n"
@@ -180,7 +177,7 @@ class PredictionCache:
     def file_sha256(self) -> str | None:
         """The model file's own SHA-256 when that is the key (a fastai ``.pkl``), so that the
         report need not read the file again; None for the safe format's pair."""
-        return None if _is_safe_pair(self.model_file) else self.model_key
+        return None if is_safe_format(self.model_file) else self.model_key
 
     @property
     def _record_path(self) -> Path:
