@@ -26,14 +26,13 @@ from asl_eval.audit.domain_plots import (
     plot_property_distribution,
 )
 from asl_eval.audit.domains import (
-    accuracy_by_bin,
     analyse_properties,
-    bin_thresholds,
     domain_analysis,
     domains_record,
     standardized_difference,
 )
 from asl_eval.audit.properties import PROPERTIES
+from asl_eval.audit.property_bins import accuracy_by_bin, bin_thresholds
 from asl_eval.errors import MetricError, ReportError
 from asl_eval.findings import FindingsSet, find
 from asl_eval.findings.model import Finding
