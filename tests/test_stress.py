@@ -27,8 +27,9 @@ from asl_eval.stress.catalogue import (
 )
 from asl_eval.stress.corruptions import corrupt, image_seed
 from asl_eval.stress.plots import heatmap_matrix, plot_robustness_heatmap, plot_severity_curves
+from asl_eval.stress.result import add_forecasts, build_result
 from asl_eval.stress.summary import forecast_sentence, forecast_table
-from asl_eval.stress.sweep import add_forecasts, build_result, sample_per_class
+from asl_eval.stress.sweep import sample_per_class
 
 
 def _hand_image(height: int = 48, width: int = 40, seed: int = 0) -> np.ndarray:

@@ -22,7 +22,7 @@ from asl_eval.report import EvaluationSet, ModelInfo, build_context, read_report
 from asl_eval.report.registry import section_spec
 from asl_eval.report.render import make_environment
 from asl_eval.report.robustness_section import ROBUSTNESS_SECTION, build
-from asl_eval.stress.sweep import add_forecasts, build_result, ood_class_accuracy
+from asl_eval.stress.result import add_forecasts, build_result, ood_class_accuracy
 
 from .conftest import shared_asl_data
 

@@ -11,14 +11,17 @@ Modules, bottom to top:
 - :mod:`~asl_eval.stress.summary`: the tables, the summary score (mCE-style), the fragile classes,
   where errors go, the forecast check (numpy, pandas, scipy);
 - :mod:`~asl_eval.stress.plots`: the heatmap and the severity curves (matplotlib, ``ax=None``);
+- :mod:`~asl_eval.stress.result`: the analysis assembled from an outcomes table, and the
+  forecast check added to it;
 - :mod:`~asl_eval.stress.records`: the JSON form of the analysis;
 - :mod:`~asl_eval.stress.sweep`: :func:`stress_sweep` and :func:`robustness_for_report`, through
   the inference stage's engines;
 - :mod:`~asl_eval.stress.command`: the ``asl-eval stress`` command (typer).
 
 Layer: beside :mod:`asl_eval.cam`, :mod:`asl_eval.training` and :mod:`asl_eval.findings`, above
-:mod:`asl_eval.inference`. The catalogue, background, summary, plots and records modules never
-import torch, so the report and the findings can read the analysis; names here load on first use.
+:mod:`asl_eval.inference`. The catalogue, background, summary, result, plots and records modules
+never import torch, so the report and the findings can read the analysis; names here load on
+first use.
 """
 
 from __future__ import annotations
@@ -38,13 +41,9 @@ if TYPE_CHECKING:
     from asl_eval.stress.corruptions import corrupt, image_seed
     from asl_eval.stress.plots import plot_robustness_heatmap, plot_severity_curves
     from asl_eval.stress.records import robustness_record
+    from asl_eval.stress.result import add_forecasts
     from asl_eval.stress.summary import SCORE_FORMULA, forecast_table, mean_corruption_error
-    from asl_eval.stress.sweep import (
-        add_forecasts,
-        robustness_for_report,
-        sample_per_class,
-        stress_sweep,
-    )
+    from asl_eval.stress.sweep import robustness_for_report, sample_per_class, stress_sweep
 
 # The names load on first use (PEP 562), so `asl-eval --help`, which registers the stress
 # command, imports neither numpy nor albumentations, and the report can import the torch-free
@@ -55,7 +54,7 @@ _API = {
     "DEFAULT_SEVERITIES": "asl_eval.stress.catalogue",
     "CorruptionInfo": "asl_eval.stress.catalogue",
     "SCORE_FORMULA": "asl_eval.stress.summary",
-    "add_forecasts": "asl_eval.stress.sweep",
+    "add_forecasts": "asl_eval.stress.result",
     "corrupt": "asl_eval.stress.corruptions",
     "forecast_table": "asl_eval.stress.summary",
     "generate_background": "asl_eval.stress.background",
