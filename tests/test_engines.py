@@ -29,8 +29,8 @@ from asl_eval.inference.onnx_engine import (
     OnnxEngine,
     compare,
     state_dict_hash,
-    write_verified,
 )
+from asl_eval.inference.onnx_export import write_verified
 from asl_eval.inputs import load_rgb
 
 
@@ -212,7 +212,7 @@ def test_disagreeing_export_is_a_clear_error(  # type: ignore[no-untyped-def]
     # check can catch it
     import copy
 
-    from asl_eval.inference.onnx_engine import export_model
+    from asl_eval.inference.onnx_export import export_model
 
     other = copy.deepcopy(tiny_learner.model)
     last_weight = list(other[1].parameters())[-1]

@@ -9,7 +9,11 @@
 - :mod:`~asl_eval.inference.model_file`: a model file that is loaded only when an image must
   really be predicted;
 - :mod:`~asl_eval.inference.engines`: what turns decoded images into probabilities (fastai's
-  own pipeline by default).
+  own pipeline by default);
+- :mod:`~asl_eval.inference.onnx_engine` and :mod:`~asl_eval.inference.onnx_export`: the ONNX
+  Runtime engines, and the exported (and quantized) files they cache and verify;
+- :mod:`~asl_eval.inference.features` and :mod:`~asl_eval.inference.feature_cache`: the model's
+  penultimate features for the embedding audit, and their cache.
 
 Layer: above :mod:`asl_eval.trust`, below :mod:`asl_eval.training` and :mod:`asl_eval.cam`.
 fastai and torch only through the learner it is given, inside the engines.
