@@ -58,6 +58,7 @@ __all__ = [
     "discover_images",
     "has_image_extension",
     "load_rgb",
+    "path_under",
     "read_image_bytes",
 ]
 
@@ -146,6 +147,26 @@ def has_image_extension(path: str | Path) -> bool:
     (True, False)
     """
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def path_under(path: str | Path, root: str | Path) -> str | None:
+    """``path`` relative to ``root`` with ``/`` separators, or None when it is not under it.
+
+    Tried as given first, then with both resolved (a root given through a symbolic link, or
+    relative against absolute), so the answer does not depend on how the folder was named.
+
+    >>> path_under("data/train/A/A1.jpg", "data/train"), path_under("/elsewhere/B1.jpg", "data")
+    ('A/A1.jpg', None)
+    """
+    path, root = Path(path), Path(root)
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        pass
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except (ValueError, OSError, RuntimeError):  # outside, or a link loop that resolves to nothing
+        return None
 
 
 def _inside(path: Path, real_root: Path) -> bool:

@@ -25,6 +25,7 @@ from asl_eval.inputs import (
     ZERO_BYTE,
     discover_images,
     load_rgb,
+    path_under,
 )
 
 # -- writers -------------------------------------------------------------------------------
@@ -407,3 +408,18 @@ def test_loaded_image_is_detached_from_the_file(tmp_path: Path) -> None:
     image = load_rgb(tmp_path / "a.png")
     (tmp_path / "a.png").unlink()
     assert image.getpixel((0, 0)) == (1, 2, 3)
+
+
+def test_path_under_as_given_through_a_link_and_outside(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    image = tmp_path / "data" / "train" / "A" / "A1.jpg"
+    image.parent.mkdir(parents=True)
+    image.write_bytes(b"x")
+    (tmp_path / "link").symlink_to(tmp_path / "data")
+    assert path_under(image, tmp_path / "data") == "train/A/A1.jpg"
+    # the root named through a symbolic link, the file by its real path
+    assert path_under(image, tmp_path / "link" / "train") == "A/A1.jpg"
+    # a relative root against an absolute path
+    monkeypatch.chdir(tmp_path)
+    assert path_under(image, "data/train") == "A/A1.jpg"
+    assert path_under(image, tmp_path / "other") is None
+    assert path_under(tmp_path / "data", image) is None

@@ -31,7 +31,7 @@ import numpy as np
 from asl_eval.errors import InputError, first_few
 from asl_eval.inference.decode import DecodedFile, decode_chunks, decode_file
 from asl_eval.inference.engines import Engine, make_engine
-from asl_eval.inputs import discover_images
+from asl_eval.inputs import discover_images, path_under
 from asl_eval.labels import LabelOptions, label_files
 from asl_eval.predictions import Ledger, LedgerEntry, Predictions
 from asl_eval.progress import Progress, notify
@@ -247,11 +247,11 @@ def _common_folder(paths: Sequence[str]) -> Path:
 
 
 def _relpath(path: str, root: Path) -> str:
-    """``path`` relative to ``root``, with ``/`` separators."""
-    try:
-        return Path(path).relative_to(root).as_posix()
-    except ValueError:
-        return Path(os.path.relpath(Path(path).resolve(), root.resolve())).as_posix()
+    """``path`` relative to ``root``, with ``/`` separators (``..`` steps when outside it)."""
+    inside = path_under(path, root)
+    if inside is not None:
+        return inside
+    return Path(os.path.relpath(Path(path).resolve(), root.resolve())).as_posix()
 
 
 def _ledger(

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from asl_eval.errors import InputError, LabelError, TrainingError, UnreadableImage, first_few
-from asl_eval.inputs import discover_images, load_rgb
+from asl_eval.inputs import discover_images, load_rgb, path_under
 from asl_eval.labels import LabelOptions, label_files
 from asl_eval.predictions import LedgerEntry
 
@@ -146,14 +146,7 @@ or ``grouped``, which keeps each group of near-identical frames on one side
 
 def _relpath(path: Path, root: Path | None) -> str:
     """``path`` relative to ``root`` with ``/`` separators; "" when outside it or no root."""
-    if root is None:
-        return ""
-    for candidate, base in ((path, root), (path.resolve(), root.resolve())):
-        try:
-            return candidate.relative_to(base).as_posix()
-        except ValueError:
-            continue
-    return ""
+    return (path_under(path, root) or "") if root is not None else ""
 
 
 def group_values(

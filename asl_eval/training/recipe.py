@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Literal
 from asl_eval.errors import TrainingError
 from asl_eval.hashing import file_sha256
 from asl_eval.inference import model_classes
+from asl_eval.inputs import path_under
 from asl_eval.labels import LabelOptions
 from asl_eval.metrics import accuracy_score
 from asl_eval.predictions import Predictions
@@ -181,17 +182,13 @@ def _with_content_hashes(predictions: Predictions, root: str | Path) -> Predicti
     """``predictions`` with each file's SHA-256 and its path relative to ``root`` (the
     training folder), so a later ``compare`` can tell whether two models were validated on
     the same images. Unchanged, with a log line, when a file lies outside ``root``."""
-    base = Path(root)
     relpaths = []
-    for path in map(Path, predictions.paths):
-        try:
-            relpaths.append(path.relative_to(base).as_posix())
-        except ValueError:
-            try:
-                relpaths.append(path.resolve().relative_to(base.resolve()).as_posix())
-            except ValueError:
-                logger.info("%s is outside %s: validation predictions keep no hashes", path, base)
-                return predictions
+    for path in predictions.paths:
+        relpath = path_under(path, root)
+        if relpath is None:
+            logger.info("%s is outside %s: validation predictions keep no hashes", path, root)
+            return predictions
+        relpaths.append(relpath)
     hashes = tuple(file_sha256(p) for p in predictions.paths)
     return replace(predictions, sha256=hashes, relpaths=tuple(relpaths))
 
