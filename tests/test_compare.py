@@ -175,6 +175,27 @@ def test_one_class_made_worse_is_flagged_on_that_class_only(large: dict) -> None
     assert result.regressed_sets == ("test",)
 
 
+def test_confusion_delta_is_new_minus_base_against_scikit_learn(large: dict) -> None:
+    from sklearn.metrics import confusion_matrix
+
+    result = compare_report_files(large["base"], large["new_small"])
+    (page,) = build_page(result, images=False).sets
+    frame = page.result.images.frame
+    full = confusion_matrix(frame["y_true"], frame["pred_new"], labels=CLASSES) - confusion_matrix(
+        frame["y_true"], frame["pred_base"], labels=CLASSES
+    )
+    changed = [i for i in range(len(CLASSES)) if full[i].any() or full[:, i].any()]
+    delta = page.confusion
+    assert delta.classes == tuple(CLASSES[i] for i in changed)
+    assert np.array_equal(np.array(delta.cells), full[np.ix_(changed, changed)])
+    assert np.array(delta.cells).sum() == 0  # every image moves from one cell to another
+    for i, row in enumerate(delta.cells):
+        for j, value in enumerate(row):
+            more_right = value > 0 if i == j else value < 0
+            expected = "" if value == 0 else ("better" if more_right else "worse")
+            assert delta.marks[i][j] == expected
+
+
 def test_a_class_regression_alone_fails_only_with_fail_on_class(tmp_path: Path) -> None:
     """Set-level drop under --max-drop, one class down a lot: reported; fails only with the flag."""
     y = labels(5000)

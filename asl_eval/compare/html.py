@@ -27,6 +27,7 @@ from jinja2 import ChoiceLoader, Environment, PackageLoader
 from asl_eval.compare.comparison import ComparisonResult, SetComparison
 from asl_eval.errors import ReportError, printable
 from asl_eval.hashing import file_sha256
+from asl_eval.metrics.counts import confusion_counts
 from asl_eval.report.figures import thumbnail_data_uri
 from asl_eval.report.render import make_environment
 from asl_eval.report.write import atomic_write_text
@@ -136,11 +137,10 @@ def _class_changes(s: SetComparison, alpha: float) -> tuple[ClassChange, ...]:
 def _confusion_delta(s: SetComparison, classes: tuple[str, ...]) -> ConfusionDelta:
     index = {c: i for i, c in enumerate(classes)}
     frame = s.images.frame
-    true = frame["y_true"].map(index).to_numpy(dtype=np.int64)
-    k = len(classes)
-    delta = np.zeros((k, k), dtype=np.int64)
-    np.add.at(delta, (true, frame["pred_new"].map(index).to_numpy(dtype=np.int64)), 1)
-    np.add.at(delta, (true, frame["pred_base"].map(index).to_numpy(dtype=np.int64)), -1)
+    true, k = frame["y_true"].map(index).to_numpy(dtype=np.int64), len(classes)
+    new = frame["pred_new"].map(index).to_numpy(dtype=np.int64)
+    base = frame["pred_base"].map(index).to_numpy(dtype=np.int64)
+    delta = confusion_counts(true, new, k) - confusion_counts(true, base, k)
     changed = np.flatnonzero(delta.any(axis=0) | delta.any(axis=1))
     sub = delta[np.ix_(changed, changed)]
     marks = [
