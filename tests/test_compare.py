@@ -312,11 +312,12 @@ def test_different_true_labels_are_an_error(tmp_path: Path) -> None:
 
 
 def test_csv_cells_a_spreadsheet_would_run_are_read_back_as_written(tmp_path: Path) -> None:
-    classes = ["=cmd", "+x", "-y", "@z"]
-    y = [classes[i % 4] for i in range(8)]
+    # names that begin with a quote themselves must come back with it, even before "="
+    classes = ["=cmd", "+x", "-y", "@z", "'=q", "'A", "''B"]
+    y = [classes[i % len(classes)] for i in range(2 * len(classes))]
     b = write_side(tmp_path, "b", {"test": ("test", y, y)}, classes)
-    raw = b.with_name("b.predictions.csv").read_text()
-    assert "'=cmd" in raw
+    raw = pd.read_csv(b.with_name("b.predictions.csv"), dtype=str, keep_default_na=False)
+    assert set(raw["y_true"]) == {"'" + name for name in classes}
     frame = read_predictions_csv(b.with_name("b.predictions.csv"))
     assert sorted(set(frame["y_true"])) == sorted(classes)
     assert compare_report_files(b, b).sets[0].p_value == 1.0

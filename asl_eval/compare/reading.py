@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from asl_eval.errors import ReportError, first_few, printable
+from asl_eval.report.write import FORMULA_START
 
 __all__ = [
     "ReportSide",
@@ -31,7 +32,6 @@ __all__ = [
     "split_of",
 ]
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _TEXT_COLUMNS = ("set", "path", "relpath", "y_true", "y_pred")
 _REQUIRED = ("set", "path", "y_true", "y_pred")
 
@@ -86,12 +86,16 @@ class ReportSide:
 
 def restore_formula(value: str) -> str:
     """Undo :func:`asl_eval.report.write.neutralize_formula`: drop the quote it put before text
-    beginning with ``= + - @``, tab or carriage return.
+    beginning with ``= + - @``, tab, carriage return or a quote.
 
-    >>> restore_formula("'=cmd"), restore_formula("'A"), restore_formula("B")
+    Earlier versions of asl-eval quoted formula starts only: from their CSV files, a name that
+    itself begins with a quote followed by a formula start or a second quote (``'=x``,
+    ``''x``) reads back without its first quote; every other name reads back exactly.
+
+    >>> restore_formula("'=cmd"), restore_formula("''A"), restore_formula("B")
     ('=cmd', "'A", 'B')
     """
-    if value.startswith("'") and value[1:].startswith(_FORMULA_START):
+    if value.startswith("'") and value[1:].startswith((*FORMULA_START, "'")):
         return value[1:]
     return value
 

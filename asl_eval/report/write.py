@@ -27,6 +27,7 @@ from asl_eval.report.render import render_html
 from asl_eval.report.serialize import render_json
 
 __all__ = [
+    "FORMULA_START",
     "ReportFiles",
     "atomic_write_text",
     "check_report_name",
@@ -196,16 +197,21 @@ def write_together(files: Sequence[tuple[Path, str]]) -> None:
         raise
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+"""How text a spreadsheet would run as a formula begins."""
 
 
 def neutralize_formula(value: object) -> object:
-    """Prefix a quote to text a spreadsheet would run as a formula (``=HYPERLINK(...)``).
+    """Prefix a quote to text a spreadsheet would run as a formula (``=HYPERLINK(...)``), and to
+    text that already begins with a quote, so that dropping one leading quote
+    (:func:`asl_eval.compare.reading.restore_formula`) gives back every name exactly.
 
     >>> neutralize_formula("=cmd|' /C calc'!A0.jpg"), neutralize_formula("A")
     ("'=cmd|' /C calc'!A0.jpg", 'A')
+    >>> neutralize_formula("'=x.jpg")
+    "''=x.jpg"
     """
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
+    if isinstance(value, str) and value.startswith((*FORMULA_START, "'")):
         return "'" + value
     return value
 
