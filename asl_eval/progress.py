@@ -1,10 +1,10 @@
 """Progress reporting: a callback the library calls, and nothing else.
 
-The library never prints. A long step (decoding and predicting a set, Grad-CAM images,
-training epochs) takes an optional ``progress`` callback and calls it with a
-:class:`ProgressEvent` as work gets done; without one it stays silent. The command line renders
-the events with ``rich`` on stderr (:mod:`asl_eval.console`); a notebook or a test can pass any
-callable, for example ``events.append``.
+The library never prints. A long step (decoding and predicting a set, hashing or measuring its
+images, Grad-CAM images, training epochs) takes an optional ``progress`` callback and calls it
+with a :class:`ProgressEvent` as work gets done; without one it stays silent. The command line
+renders the events with ``rich`` on stderr (:mod:`asl_eval.console`); a notebook or a test can
+pass any callable, for example ``events.append``.
 
 Layer: the bottom, beside :mod:`asl_eval.errors`; imports only the standard library.
 """
@@ -17,7 +17,7 @@ from typing import Literal, TypeAlias
 
 __all__ = ["Progress", "ProgressEvent", "Step", "notify"]
 
-Step = Literal["decode", "predict", "cam", "train"]
+Step = Literal["decode", "predict", "cam", "train", "hash", "measure", "features"]
 """The kinds of long step that report progress."""
 
 
@@ -28,8 +28,10 @@ class ProgressEvent:
     Attributes
     ----------
     step
-        What kind of work: ``"decode"`` and ``"predict"`` count images of one set, ``"cam"``
-        counts Grad-CAM images, ``"train"`` counts epochs.
+        What kind of work: ``"decode"`` and ``"predict"`` count images of one set, as do
+        ``"hash"`` (the leakage audit's perceptual hashes), ``"measure"`` (the domains
+        analysis' image properties) and ``"features"`` (the embedding audit's penultimate
+        features); ``"cam"`` counts Grad-CAM images, ``"train"`` counts epochs.
     name
         What the work is on: a set's name, or ``"epochs"``.
     done

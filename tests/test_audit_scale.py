@@ -97,7 +97,7 @@ def test_progress_counts_every_file_once_and_never_goes_back(images: list[Path])
     hash_files(images, name="s", workers=2, cache=False, progress=events.append)
     done = [e.done for e in events]
     assert done == sorted(done) and done[-1] == len(images)
-    assert {(e.step, e.name, e.total) for e in events} == {("decode", "hashing s", len(images))}
+    assert {(e.step, e.name, e.total) for e in events} == {("hash", "s", len(images))}
 
 
 def test_workers_must_be_positive(images: list[Path]) -> None:

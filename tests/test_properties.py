@@ -144,7 +144,7 @@ def test_property_table_counts_every_file(tmp_path: Path) -> None:
     measured = table[table["status"] == "measured"]
     expected = [0.299 * i * 20 for i in range(9)]
     assert measured["brightness"].to_numpy() == pytest.approx(expected)
-    assert events[-1] == ProgressEvent("decode", "measuring odd", 11, 11)
+    assert events[-1] == ProgressEvent("measure", "odd", 11, 11)
 
 
 def test_property_table_of_nothing() -> None:

@@ -424,7 +424,7 @@ def domain_analysis(
     workers
         Decoding threads (default: the number of CPUs, at most 8).
     progress
-        Called with ``"decode"`` events named ``"measuring <set>"``.
+        Called with ``"measure"`` events named after each set.
 
     Returns
     -------

@@ -337,7 +337,7 @@ def hash_files(
     labels
         One class per path (default: unknown, ``""``).
     progress
-        Called with ``"decode"`` events named ``"hashing <name>"``.
+        Called with ``"hash"`` events named ``name``.
     workers
         Worker processes (default: one below :data:`POOL_MIN_FILES` files to hash, else the
         usable CPUs, at most 8); 1 hashes in this process.
@@ -370,13 +370,13 @@ def hash_files(
                 todo.append(i)
     n_known = total - len(todo)
     if total:
-        notify(progress, "decode", f"hashing {name}", n_known, total)
+        notify(progress, "hash", name, n_known, total)
     limit = Image.MAX_IMAGE_PIXELS  # the caller's limit, for worker processes too
     computed = _hash_pool(
         [names[i] for i in todo],
         _worker_count(workers, len(todo)),
         limit,
-        lambda done: notify(progress, "decode", f"hashing {name}", n_known + done, total),
+        lambda done: notify(progress, "hash", name, n_known + done, total),
     )
     for i, outcome in zip(todo, computed, strict=True):
         outcomes[i] = outcome

@@ -257,7 +257,7 @@ def property_table(
     paths
         The image files.
     name
-        The set's name, for progress events (``"decode"`` events named ``"measuring <name>"``).
+        The set's name, for progress events (``"measure"`` events named ``name``).
     max_side
         Longest side of the copy the pixel properties are measured on.
     workers
@@ -291,7 +291,7 @@ def property_table(
     for done, row in enumerate(_bounded_map(measure, texts, n_workers), start=1):
         rows.append(row)
         if done % _PROGRESS_EVERY == 0 or done == total:
-            notify(progress, "decode", f"measuring {name}", done, total)
+            notify(progress, "measure", name, done, total)
     frame = pd.DataFrame(rows, columns=["path", "status", "reason", *PROPERTIES])
     frame[list(PROPERTIES)] = frame[list(PROPERTIES)].astype(np.float64)
     return frame

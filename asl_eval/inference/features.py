@@ -181,7 +181,7 @@ def feature_files(
     a ledger entry with the reason for each such file.
 
     Files are decoded ``chunk_size`` at a time on a thread pool, a chunk ahead of the model;
-    ``progress`` gets ``"predict"`` events named ``"features <name>"``. With ``cache`` (the
+    ``progress`` gets ``"features"`` events named ``name``. With ``cache`` (the
     default), rows already in the features store (:func:`feature_cache`, in ``cache_dir``, for
     ``model_key``) are read back by content hash instead of computed, and new rows are added
     to it.
@@ -253,7 +253,7 @@ def _feature_files(
                         new_digests.append(digest)
                         new_rows.append(row)
             done += len(chunk)
-            notify(progress, "predict", f"features {name}", done, len(paths))
+            notify(progress, "features", name, done, len(paths))
     if store is not None and new_digests:
         store.add(new_digests, np.stack(new_rows))
     return features, tuple(entries)
@@ -364,7 +364,7 @@ def embedding_audit(
     label_options
         How the training folder is labelled (default: its sub-folders' names, as training).
     batch_size, progress
-        Images per forward pass; progress events (``"predict"``, ``"features <set>"``).
+        Images per forward pass; progress events (``"features"``, named after each set).
     cache, cache_dir, model_key
         Whether features are read from and added to the features cache
         (:mod:`asl_eval.inference.feature_cache`), its folder (default
