@@ -14,8 +14,9 @@ The command is registered in :mod:`asl_eval.cli`. Exit codes: 0 done, 1 an asl-e
 (message on stderr), 2 a usage error.
 
 Layer: above :mod:`asl_eval.pipeline` (it uses its set naming), beside :mod:`asl_eval.compare`
-and :mod:`asl_eval.demo`. Imports only typer and :mod:`asl_eval.errors` at module level, so
-``asl-eval --help`` stays light; the stages inside the command.
+and :mod:`asl_eval.demo`. Imports only typer, :mod:`asl_eval.errors` and :mod:`asl_eval.console`
+(progress bars on stderr) at module level, so ``asl-eval --help`` stays light; the stages inside
+the command.
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from asl_eval.console import ShowProgress
 from asl_eval.errors import AslEvalError, printable
 
 if TYPE_CHECKING:
     from asl_eval.analysis import AnalysisResult
+    from asl_eval.progress import Progress
 
 __all__ = ["audit_command", "run_model_audit"]
 
@@ -48,6 +51,7 @@ def run_model_audit(
     use_cache: bool = True,
     cache_dir: Path | None = None,
     workers: int | None = None,
+    progress: Progress = None,
 ) -> tuple[AnalysisResult, AnalysisResult]:
     """The leakage audit with accuracy and the embedding analysis, with a model.
 
@@ -55,8 +59,8 @@ def run_model_audit(
     (:func:`asl_eval.training.predict_validation_split`): the training record beside the model
     names its kind (random, grouped, grouped by a metadata column), percentage, seed and
     labelling; without a record, the random split of ``valid_pct`` and ``seed``. Each
-    ``against`` folder is predicted with its labels read as the report reads them. Returns
-    ``(leakage, embeddings)``.
+    ``against`` folder is predicted with its labels read as the report reads them. ``progress``
+    gets every step's events (predicting, hashing, features). Returns ``(leakage, embeddings)``.
     """
     from asl_eval.audit import ThresholdRule, audit_leakage
     from asl_eval.inference import LazyModel, PredictionCache, default_cache_dir, predict_folder
@@ -96,9 +100,12 @@ def run_model_audit(
         metadata_path_column=split.metadata_path_column,
         batch_size=batch_size,
         cache=cache,
+        progress=progress,
     )
     tests = [
-        predict_folder(model, folder, name=name, batch_size=batch_size, cache=cache)
+        predict_folder(
+            model, folder, name=name, batch_size=batch_size, cache=cache, progress=progress
+        )
         for name, folder in name_sets(list(against or []))
     ]
     leakage = audit_leakage(
@@ -110,6 +117,7 @@ def run_model_audit(
         workers=workers,
         cache=use_cache,
         cache_dir=cache_dir,
+        progress=progress,
     )
     embeddings = embedding_audit(
         model.learner,
@@ -123,6 +131,7 @@ def run_model_audit(
         cache=use_cache,
         cache_dir=cache_dir,
         model_key=cache.model_key if cache is not None else None,
+        progress=progress,
     )
     return leakage, embeddings
 
@@ -202,12 +211,14 @@ def audit_command(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+    progress: ShowProgress = None,
 ) -> None:
     """Find validation and test images that are near-duplicates of training images (perceptual
     hashes; no model needed); with --model, also how far each image lies from the training
     images in the model's feature space and which labels look wrong."""
     from asl_eval.audit.command import render_embeddings, render_summary, run_audit
     from asl_eval.audit.records import leakage_record
+    from asl_eval.console import progress_bars, progress_enabled
 
     if not 0.0 < valid_pct < 1.0:
         raise typer.BadParameter(
@@ -219,32 +230,35 @@ def audit_command(
         )
     embeddings = None
     try:
-        if model is None:
-            leakage = run_audit(
-                train_dir,
-                valid_pct=valid_pct,
-                seed=seed,
-                against=against,
-                threshold=threshold,
-                workers=workers,
-                cache=cache,
-                cache_dir=cache_dir,
-            )
-        else:
-            leakage, embeddings = run_model_audit(
-                train_dir,
-                model,
-                valid_pct=valid_pct,
-                seed=seed,
-                against=against,
-                threshold=threshold,
-                trust_model=trust_model,
-                n_per_class=n_per_class,
-                batch_size=batch_size,
-                use_cache=cache,
-                cache_dir=cache_dir,
-                workers=workers,
-            )
+        with progress_bars(progress_enabled(progress)) as bars:
+            if model is None:
+                leakage = run_audit(
+                    train_dir,
+                    valid_pct=valid_pct,
+                    seed=seed,
+                    against=against,
+                    threshold=threshold,
+                    workers=workers,
+                    cache=cache,
+                    cache_dir=cache_dir,
+                    progress=bars,
+                )
+            else:
+                leakage, embeddings = run_model_audit(
+                    train_dir,
+                    model,
+                    valid_pct=valid_pct,
+                    seed=seed,
+                    against=against,
+                    threshold=threshold,
+                    trust_model=trust_model,
+                    n_per_class=n_per_class,
+                    batch_size=batch_size,
+                    use_cache=cache,
+                    cache_dir=cache_dir,
+                    workers=workers,
+                    progress=bars,
+                )
     except AslEvalError as error:
         typer.echo(f"error: {printable(error, keep=chr(10))}", err=True)
         raise typer.Exit(code=1) from None

@@ -2,7 +2,8 @@
 commands that take it (:mod:`asl_eval.cli`), and the checks and parsing of option values Typer
 cannot express. The ``report`` command's optional analyses (``--cam-*``, ``--audit``,
 ``--metadata``, ``--embeddings``, ``--stress-*``) are in :mod:`asl_eval.cli_report_options`.
-Typer and the standard library at import; the stages that define the valid values inside the
+Typer, the standard library and :mod:`asl_eval.console` (``--progress/--quiet``, shared with the
+command modules below the CLI) at import; the stages that define the valid values inside the
 checks.
 """
 
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from asl_eval.console import ShowProgress
 
 if TYPE_CHECKING:
     from asl_eval.labels import LabelOptions
@@ -140,14 +143,6 @@ TrainLabelsFrom = Annotated[
     ),
 ]
 TrainStrict = Annotated[bool, typer.Option(help="Fail when a file gets no label.")]
-ShowProgress = Annotated[
-    bool | None,
-    typer.Option(
-        "--progress/--quiet",
-        help="Progress bars on stderr (default: only when stderr is a terminal).",
-        show_default=False,
-    ),
-]
 TrustModel = Annotated[
     bool,
     typer.Option(

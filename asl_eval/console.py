@@ -5,8 +5,13 @@ what scripts parse) is the same with or without progress. In a terminal the bars
 stderr is not a terminal and progress was asked for (``--progress``), the bars' final state is
 printed once, when the step ends.
 
-Layer: just under :mod:`asl_eval.cli`, its only user; imports ``rich`` and
-:mod:`asl_eval.progress` and :mod:`asl_eval.errors`.
+Every command shows progress the same way: :data:`ShowProgress` is its ``--progress/--quiet``
+option, :func:`progress_enabled` reads it and :func:`progress_bars` draws.
+
+Layer: just above :mod:`asl_eval.progress` and :mod:`asl_eval.errors`, so every command module
+can use it (:mod:`asl_eval.cli`, :mod:`asl_eval.audit_cli`, :mod:`asl_eval.stress.command`);
+no stage calls it. Imports Typer (the option), :mod:`asl_eval.progress` and
+:mod:`asl_eval.errors`; ``rich`` only when bars are drawn, so ``asl-eval --help`` stays light.
 """
 
 from __future__ import annotations
@@ -14,26 +19,38 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated
 
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+import typer
 
 from asl_eval.errors import printable
 from asl_eval.progress import Progress as ProgressCallback
 from asl_eval.progress import ProgressEvent
 
-__all__ = ["progress_bars", "progress_enabled"]
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
-_VERBS = {"decode": "decoding", "predict": "predicting", "cam": "Grad-CAM on", "train": "training"}
+__all__ = ["ShowProgress", "progress_bars", "progress_enabled"]
+
+ShowProgress = Annotated[
+    bool | None,
+    typer.Option(
+        "--progress/--quiet",
+        help="Progress bars on stderr (default: only when stderr is a terminal).",
+        show_default=False,
+    ),
+]
+"""A command's ``--progress/--quiet`` option: True, False, or None (decide by the terminal)."""
+
+_VERBS = {
+    "decode": "decoding",
+    "predict": "predicting",
+    "cam": "Grad-CAM on",
+    "train": "training",
+    "hash": "hashing",
+    "measure": "measuring",
+    "features": "features of",
+}
 
 
 def progress_enabled(requested: bool | None) -> bool:
@@ -51,6 +68,17 @@ def progress_bars(enabled: bool) -> Iterator[ProgressCallback]:
     if not enabled:
         yield None
         return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     bars = Progress(
         TextColumn("{task.description}"),
         BarColumn(),

@@ -50,8 +50,12 @@ def test_audit_with_a_model_adds_the_embedding_analysis(tiny_model) -> None:  # 
         "--n-per-class",
         "4",
         "--json",
+        "--progress",
     )
     assert result.returncode == 0, result.stderr
+    # every long step draws its bar on stderr; stdout is the JSON alone
+    for step in ("predicting valid", "predicting test", "hashing train", "features of test"):
+        assert step in result.stderr, step
     record = json.loads(result.stdout)
     # the leakage part now has the predictions' accuracy
     sets = {row["set"]: row for row in record["sets"]}
@@ -74,6 +78,7 @@ def test_audit_with_a_model_adds_the_embedding_analysis(tiny_model) -> None:  # 
         "audit", str(data.train), "--model", str(tiny_model.path), "--n-per-class", "4"
     )
     assert text.returncode == 0, text.stderr
+    assert "predicting" not in text.stderr  # stderr is not a terminal: no bars unless asked
     assert "valid: " in text.stdout and "leak-adjusted" in text.stdout
     assert "domain AUC valid vs train" in text.stdout
     assert "accuracy by distance bin" in text.stdout and "suspicious labels" in text.stdout

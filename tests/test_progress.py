@@ -111,3 +111,29 @@ def test_quiet_silences_progress(tiny_model, tiny_data, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "predicting" not in result.output
     assert result.stdout.startswith("report: ")
+
+
+def _script(*args: object, cache: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(SCRIPT), *map(str, args)],
+        env={**os.environ, "ASL_EVAL_CACHE_DIR": str(cache)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_audit_shows_hashing_progress_on_stderr_only(tiny_data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``audit --progress`` draws the hashing bar on stderr; stdout holds the same JSON as
+    without it (and without it, stderr not being a terminal, nothing is drawn). With a model,
+    and for ``stress``, see test_audit_cli.py and test_stress_sweep.py."""
+    import json
+
+    n_train = sum(1 for _ in Path(tiny_data.train).rglob("*.jpg"))
+    hashed = _script("audit", tiny_data.train, "--json", "--progress", cache=tmp_path / "c1")
+    assert hashed.returncode == 0, hashed.stderr
+    assert "hashing train" in hashed.stderr and f"{n_train}/{n_train}" in hashed.stderr
+    plain = _script("audit", tiny_data.train, "--json", cache=tmp_path / "c2")
+    assert plain.returncode == 0 and "hashing" not in plain.stderr
+    assert json.loads(hashed.stdout) == json.loads(plain.stdout)

@@ -282,9 +282,10 @@ def test_console_script_in_a_fresh_process(planted: Planted, tmp_path: Path) -> 
     script = Path(sys.executable).with_name("asl-eval")
     command = [str(script) if script.exists() else "asl-eval", "stress", str(planted.model)]
     command += [str(planted.test), "--corruptions", "brightness", "--severities", "5"]
-    command += ["--n-per-class", "4", "--json"]
+    command += ["--n-per-class", "4", "--json", "--progress"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr
+    assert "predicting robustness" in done.stderr and "16/16" in done.stderr  # 8 images x 2
     record = json.loads(done.stdout)
     assert record["summary"]["n_images"] == 8
     assert record["summary"]["worst_corruption"] == "brightness"

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from asl_eval.analysis import AnalysisResult
+    from asl_eval.progress import Progress
 
 __all__ = ["render_embeddings", "render_summary", "run_audit"]
 
@@ -41,16 +42,24 @@ def run_audit(
     workers: int | None = None,
     cache: bool = True,
     cache_dir: Path | None = None,
+    progress: Progress = None,
 ) -> AnalysisResult:
     """Hash ``train_dir``, re-create training's random validation split and audit it (and the
-    ``against`` folders) for near-duplicates of the training part. ``workers``, ``cache`` and
-    ``cache_dir`` are the hashing's (:func:`asl_eval.audit.hash_folder`)."""
+    ``against`` folders) for near-duplicates of the training part. ``workers``, ``cache``,
+    ``cache_dir`` and ``progress`` are the hashing's (:func:`asl_eval.audit.hash_folder`)."""
     from asl_eval.audit.hashes import hash_folder
     from asl_eval.audit.leakage import audit_leakage
     from asl_eval.audit.splits import random_split
     from asl_eval.audit.thresholds import ThresholdRule
 
-    table = hash_folder(train_dir, name="train", workers=workers, cache=cache, cache_dir=cache_dir)
+    table = hash_folder(
+        train_dir,
+        name="train",
+        workers=workers,
+        cache=cache,
+        cache_dir=cache_dir,
+        progress=progress,
+    )
     train_index, valid_index = random_split(len(table), valid_pct=valid_pct, seed=seed)
     return audit_leakage(
         table.take(sorted(train_index.tolist())),
@@ -61,6 +70,7 @@ def run_audit(
         workers=workers,
         cache=cache,
         cache_dir=cache_dir,
+        progress=progress,
     )
 
 

@@ -8,9 +8,9 @@ labels the model lacks are counted as excluded), runs :func:`asl_eval.stress.str
 prints a summary, or the JSON record with ``--json``; ``--out`` also writes the JSON to a file.
 Exit codes: 0 done, 1 an asl-eval error (message on stderr), 2 a usage error.
 
-May import: Typer, :mod:`asl_eval.errors` and the stress catalogue (standard library) at the
-top; the other stress modules, the inputs, the labels and the inference stage inside the
-command (so ``asl-eval --help`` stays light).
+May import: Typer, :mod:`asl_eval.errors`, :mod:`asl_eval.console` (progress bars on stderr)
+and the stress catalogue (standard library) at the top; the other stress modules, the inputs,
+the labels and the inference stage inside the command (so ``asl-eval --help`` stays light).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from asl_eval.console import ShowProgress
 from asl_eval.errors import AslEvalError, printable
 from asl_eval.stress.catalogue import DEFAULT_SEVERITIES
 
@@ -237,10 +238,12 @@ def stress_command(
     as_json: AsJson = False,
     out: OutOption = None,
     trust_model: TrustModelOption = False,
+    progress: ShowProgress = None,
 ) -> None:
     if corruptions.strip().lower() == "list":
         typer.echo(_catalogue_text())
         return
+    from asl_eval.console import progress_bars, progress_enabled
     from asl_eval.inference import LazyModel
     from asl_eval.stress.records import robustness_record
     from asl_eval.stress.sweep import stress_sweep
@@ -255,18 +258,20 @@ def stress_command(
     try:
         engine = LazyModel(model, batch_size=batch_size, trust_model=trust_model)
         paths, labels, entries = _labelled(list(images), engine.classes)
-        result = stress_sweep(
-            engine,
-            paths,
-            labels,
-            corruptions=chosen,
-            severities=levels,
-            n_per_class=n_per_class,
-            seed=seed,
-            batch_size=batch_size,
-            excluded=entries,
-            set_name=", ".join(Path(p).name for p in images),
-        )
+        with progress_bars(progress_enabled(progress)) as bars:
+            result = stress_sweep(
+                engine,
+                paths,
+                labels,
+                corruptions=chosen,
+                severities=levels,
+                n_per_class=n_per_class,
+                seed=seed,
+                batch_size=batch_size,
+                excluded=entries,
+                set_name=", ".join(Path(p).name for p in images),
+                progress=bars,
+            )
     except AslEvalError as error:
         raise _fail(str(error)) from None
     record = robustness_record(result)
