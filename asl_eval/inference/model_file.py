@@ -22,7 +22,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from asl_eval.inference.cache import ModelRecord, PredictionCache
-from asl_eval.inference.engines import Engine, make_engine
+from asl_eval.inference.engines import (
+    CPU_BATCH_SIZE,
+    DEFAULT_BATCH_SIZE,
+    Engine,
+    make_engine,
+)
 
 if TYPE_CHECKING:
     from fastai.learner import Learner
@@ -40,6 +45,22 @@ def _gpu_hint() -> dict[str, object]:
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "nvidia_driver": Path("/proc/driver/nvidia/version").exists(),
     }
+
+
+def _request_batch_size(
+    engine: str, batch_size: int | None, options: Mapping[str, Any]
+) -> int | None:
+    """The batch size an engine request will run with, where that is known without importing
+    torch, so that ``--batch-size 8`` and the default 8 find the same cached description; None
+    (the engine's default, decided once torch is loaded) where a GPU may be found."""
+    if batch_size is not None:
+        return batch_size
+    if engine != "fastai":
+        return DEFAULT_BATCH_SIZE  # the ONNX engines run on the CPU
+    device = options.get("device")
+    if device is not None:
+        return CPU_BATCH_SIZE if str(device).split(":")[0] == "cpu" else None
+    return None if _gpu_hint()["nvidia_driver"] else CPU_BATCH_SIZE
 
 
 class LazyModel:
@@ -93,7 +114,12 @@ class LazyModel:
         self._engine: Engine | None = None
         self._request = (
             cache.request_key(
-                engine, {"batch_size": batch_size, **self.engine_options, **_gpu_hint()}
+                engine,
+                {
+                    "batch_size": _request_batch_size(engine, batch_size, self.engine_options),
+                    **self.engine_options,
+                    **_gpu_hint(),
+                },
             )
             if cache
             else ""
