@@ -9,9 +9,10 @@ with a message when they are absent.
    shared training frames with :func:`asl_eval.training.train_model`, so that the model predicts
    something and int8 agreement means something.
 2. Copies ``--images`` other frames (870: 30 per class) into a folder, one subfolder per class.
-3. Measures, each in a fresh process (so that its peak resident memory is its own), on those
-   images: the tutorial's per-image ``learn.predict`` loop (on ``--loop-images`` of them), the
-   tutorial's ``learn.get_preds(dl=learn.dls.test_dl(files))`` in its batches of 64, the same
+3. Measures, each in a fresh process (``inference_measure.py``, so that its peak resident
+   memory is its own), on those images: the tutorial's per-image ``learn.predict`` loop (on
+   ``--loop-images`` of them), the tutorial's ``learn.get_preds(dl=learn.dls.test_dl(files))``
+   in its batches of 64, the same
    in the ``fastai`` engine's CPU batches of 8, the runtimes alone on inputs decoded and
    preprocessed beforehand (a plain torch forward pass, ONNX Runtime's ``session.run`` on the
    float and int8 exports: each engine's floor, no decoding, no pipeline), and each asl-eval
@@ -30,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import cpu_model, markers, write_section
+from inference_measure import TUTORIAL_BATCH, measure
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ASL_EVAL_SHARED_DATA", ROOT.parent / "shared" / "data" / "asl"))
@@ -64,8 +65,6 @@ ORDER = (
     "onnx-int8:cached",
 )
 TARGETS = {"fastai": 1.25, "onnx": 2.0, "onnx-int8": 5.0}
-TUTORIAL_BATCH = 64
-"""The tutorial's batch size (fastai's default, and TrainConfig's), which its ``test_dl`` keeps."""
 LABELS = {
     "predict_loop": "tutorial: `learn.predict(file)` per image",
     "get_preds": "tutorial: `learn.get_preds(dl=learn.dls.test_dl(files))`, batches of 64",
@@ -75,21 +74,6 @@ LABELS = {
     "ort-int8": "ONNX Runtime int8 `session.run` on pre-decoded arrays (its floor)",
 }
 FLOORS = {"fastai": "torch", "onnx": "ort", "onnx-int8": "ort-int8"}
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory in MiB.
-
-    ``VmHWM`` from ``/proc/self/status`` where there is one: ``ru_maxrss`` of a process started
-    by ``fork`` and ``exec`` keeps its parent's peak, which here holds the training run.
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def frames_by_class(train: Path) -> dict[str, list[Path]]:
@@ -152,6 +136,7 @@ def prepare(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     setup = {
         "n_train": n_train,
         "n_eval": n_eval,
+        "eval_per_class": per_class,
         "epochs": args.epochs,
         "train_batch_size": config.batch_size,
         "lr": config.lr,
@@ -160,165 +145,6 @@ def prepare(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     }
     setup_file.write_text(json.dumps(setup))
     return setup
-
-
-# --- one measurement, in its own process ---------------------------------------------------
-
-
-def image_files(folder: Path) -> list[Path]:
-    return sorted(folder.rglob("*.jpg"))
-
-
-def measure_tutorial(learner: Any, kind: str, files: list[Path], n_loop: int) -> dict[str, Any]:
-    """The tutorial's per-image loop, or its ``get_preds`` on a ``test_dl`` (in the tutorial's
-    batches, or with ``get_preds_small``, in the ``fastai`` engine's CPU batches)."""
-    if kind == "predict_loop":
-        subset = files[:: max(1, len(files) // n_loop)][:n_loop]
-        with learner.no_bar():
-            start = time.perf_counter()
-            for path in subset:
-                learner.predict(path)
-        return {"seconds": time.perf_counter() - start, "n": len(subset)}
-    from asl_eval.inference.engines import CPU_BATCH_SIZE
-
-    options = {"bs": CPU_BATCH_SIZE if kind == "get_preds_small" else TUTORIAL_BATCH}
-    with learner.no_bar():
-        start = time.perf_counter()
-        probabilities, _ = learner.get_preds(dl=learner.dls.test_dl(files, **options))
-        seconds = time.perf_counter() - start
-    return {"seconds": seconds, "n": len(files), "proba": probabilities.numpy().tolist()}
-
-
-def measure_torch(learner: Any, files: list[Path]) -> dict[str, Any]:
-    """A plain forward pass over tensors decoded and preprocessed beforehand (not timed), in
-    the ``fastai`` engine's CPU batches."""
-    import torch
-
-    from asl_eval.inference.engines import CPU_BATCH_SIZE, preprocessed_batches
-    from asl_eval.inputs import load_rgb
-
-    images = [load_rgb(p) for p in files]
-    batches = list(preprocessed_batches(learner, images, batch_size=CPU_BATCH_SIZE))
-    model = learner.model.eval()
-    with torch.inference_mode():
-        start = time.perf_counter()
-        for x in batches:
-            model(x)
-        seconds = time.perf_counter() - start
-    return {"seconds": seconds, "n": len(files)}
-
-
-def measure_ort(learner: Any, name: str, work: Path, files: list[Path]) -> dict[str, Any]:
-    """ONNX Runtime alone: ``session.run`` on arrays preprocessed beforehand (not timed), from
-    the export the ``:export`` row cached, in the engines' batches of 64."""
-    import numpy as np
-    import onnxruntime
-
-    from asl_eval.inference.engines import DEFAULT_BATCH_SIZE, preprocessed_batches
-    from asl_eval.inputs import load_rgb
-
-    engine = _onnx_engine(learner, "onnx-int8" if name == "ort-int8" else "onnx", work)
-    images = [load_rgb(p) for p in files]
-    engine.predict(images[:1])  # reads the cached export
-    assert engine.onnx_path is not None
-    session = onnxruntime.InferenceSession(
-        str(engine.onnx_path), providers=["CPUExecutionProvider"]
-    )
-    batches = [
-        np.ascontiguousarray(x.numpy())
-        for x in preprocessed_batches(learner, images, batch_size=DEFAULT_BATCH_SIZE)
-    ]
-    session.run(None, {"input": batches[0]})  # ONNX Runtime plans its memory on the first run
-    start = time.perf_counter()
-    for batch in batches:
-        session.run(None, {"input": batch})
-    return {"seconds": time.perf_counter() - start, "n": len(files)}
-
-
-def _onnx_engine(learner: Any, name: str, work: Path) -> Any:
-    """An ONNX engine on the export cache under ``work`` (filled by the ``:export`` rows)."""
-    from asl_eval.hashing import file_sha256
-    from asl_eval.inference import make_engine
-    from asl_eval.inputs import load_rgb
-
-    calibration = None
-    if name == "onnx-int8":
-        calibration = [load_rgb(p) for p in image_files(work / "calibration")]
-    return make_engine(
-        learner,
-        name,
-        cache_dir=work / "onnx",
-        model_hash=file_sha256(work / "model.pkl"),
-        calibration_images=calibration,
-    )
-
-
-def measure_engine(learner: Any, name: str, work: Path, cached: bool) -> dict[str, Any]:
-    """An asl-eval engine through ``predict_folder``, cold or from the predictions cache."""
-    from asl_eval.inference import make_engine, predict_folder
-    from asl_eval.inference.cache import PredictionCache
-
-    start = time.perf_counter()
-    if name.startswith("onnx"):
-        engine = _onnx_engine(learner, name, work)
-    else:
-        engine = make_engine(learner, "fastai", channels_last=name == "fastai+channels_last")
-    setup = time.perf_counter() - start
-    folder = work / ("cache-" + name)
-    if not cached:
-        shutil.rmtree(folder, ignore_errors=True)
-    cache = PredictionCache(folder, work / "model.pkl")
-    start = time.perf_counter()
-    predictions = predict_folder(engine, work / "eval", cache=cache)
-    seconds = time.perf_counter() - start
-    agreement = getattr(engine, "agreement", None)
-    return {
-        "seconds": seconds,
-        "setup_s": setup,
-        "n": len(predictions.paths),
-        "proba": predictions.y_proba.tolist(),
-        "paths": list(predictions.paths),
-        "agreement": agreement.to_dict() if agreement is not None else None,
-    }
-
-
-def measure(kind: str, work: Path, n_loop: int) -> dict[str, Any]:
-    """One measurement: load the model, run ``kind``, report time and peak memory."""
-    from asl_eval.trust import load_learner_file
-
-    start = time.perf_counter()
-    learner = load_learner_file(work / "model.pkl")
-    load_s = time.perf_counter() - start
-    files = image_files(work / "eval")
-    if kind in ("predict_loop", "get_preds", "get_preds_small"):
-        result = measure_tutorial(learner, kind, files, n_loop)
-    elif kind == "torch":
-        result = measure_torch(learner, files)
-    elif kind in ("ort", "ort-int8"):
-        result = measure_ort(learner, kind, work, files)
-    elif kind.endswith(":export"):
-        start = time.perf_counter()
-        measure_engine_export(learner, kind.split(":")[0], work)
-        result = {"seconds": time.perf_counter() - start, "n": 0}
-    else:
-        name, _, mode = kind.partition(":")
-        result = measure_engine(learner, name, work, cached=mode == "cached")
-    import torch
-
-    return {
-        **result,
-        "load_s": load_s,
-        "peak_rss_mb": peak_rss_mb(),
-        "threads": torch.get_num_threads(),
-    }
-
-
-def measure_engine_export(learner: Any, name: str, work: Path) -> None:
-    """Export (and for int8, calibrate and quantize) once, filling the ONNX file cache."""
-    from asl_eval.inputs import load_rgb
-
-    engine = _onnx_engine(learner, name, work)
-    engine.verify([load_rgb(p) for p in image_files(work / "eval")[:32]])
 
 
 def run_child(kind: str, work: Path, n_loop: int) -> dict[str, Any]:
@@ -424,15 +250,15 @@ def render(r: dict[str, Any]) -> str:
         f"{setup.get('train_batch_size', 32)}: see the script for why) for {setup['epochs']} "
         f"epochs on {setup['n_train']} shared training frames (validation "
         f"accuracy {float(setup['valid_accuracy']):.1%}{_train_time(setup)}). Images: "
-        f"{setup['n_eval']} other training frames (200x200 JPEG, 30 per class; the model is right "
-        f"on {float(setup['eval_accuracy']):.1%}). Each row runs in a fresh process, in "
-        f"{setup['rounds']} interleaved rounds, the fastest kept; model loading is excluded "
-        f"(shown as setup). The tutorial's `get_preds` predicts in the tutorial's batches of "
-        f"{TUTORIAL_BATCH} (`test_dl(files, bs={TUTORIAL_BATCH})`: this model was trained in "
-        f"batches of {setup.get('train_batch_size', 32)}, which its `test_dl` would otherwise "
-        "keep). Cold rows include decoding, "
-        "fastai's preprocessing and, for the ONNX engines, loading the cached export and the "
-        "agreement check on 32 images. Ratio: the tutorial's `get_preds` time divided by the "
+        f"{setup['n_eval']} other training frames (200x200 JPEG, {_per_class(setup)} per "
+        f"class; the model is right on {float(setup['eval_accuracy']):.1%}). Each row runs in "
+        f"a fresh process, in {setup['rounds']} interleaved rounds, the fastest kept; model "
+        f"loading is excluded (shown as setup). The tutorial's `get_preds` predicts in the "
+        f"tutorial's batches of {TUTORIAL_BATCH} (`test_dl(files, bs={TUTORIAL_BATCH})`: this "
+        f"model was trained in batches of {setup.get('train_batch_size', 32)}, which its "
+        "`test_dl` would otherwise keep). Cold rows include decoding, fastai's preprocessing "
+        "and, for the ONNX engines, loading the cached export and the agreement check on 32 "
+        "images. Ratio: the tutorial's `get_preds` time divided by the "
         "row's. Peak RSS: the process's peak resident memory.",
         "",
         "| what | images | ms per image | x get_preds | setup s | peak RSS MiB |",
@@ -451,6 +277,11 @@ def render(r: dict[str, Any]) -> str:
         )
     lines += ["", *render_checks(rows, checks, base), END]
     return "\n".join(lines)
+
+
+def _per_class(setup: dict[str, Any]) -> str:
+    """Evaluation frames per class (a setup kept from before it was recorded: worked out)."""
+    return str(setup.get("eval_per_class", round(int(setup["n_eval"]) / 29)))
 
 
 def _train_time(setup: dict[str, Any]) -> str:
