@@ -50,17 +50,17 @@ def _gpu_hint() -> dict[str, object]:
 def _request_batch_size(
     engine: str, batch_size: int | None, options: Mapping[str, Any]
 ) -> int | None:
-    """The batch size an engine request will run with, where that is known without importing
-    torch, so that ``--batch-size 8`` and the default 8 find the same cached description; None
-    (the engine's default, decided once torch is loaded) where a GPU may be found."""
+    """The batch size an engine request will run with where that is certain without importing
+    torch (the ONNX engines run on the CPU; so does an explicit CPU device), else as given (None:
+    the engine's default, decided once torch has looked for a GPU)."""
     if batch_size is not None:
         return batch_size
     if engine != "fastai":
-        return DEFAULT_BATCH_SIZE  # the ONNX engines run on the CPU
+        return DEFAULT_BATCH_SIZE
     device = options.get("device")
-    if device is not None:
-        return CPU_BATCH_SIZE if str(device).split(":")[0] == "cpu" else None
-    return None if _gpu_hint()["nvidia_driver"] else CPU_BATCH_SIZE
+    if device is not None and str(device).split(":")[0] == "cpu":
+        return CPU_BATCH_SIZE
+    return None
 
 
 class LazyModel:
@@ -112,21 +112,22 @@ class LazyModel:
         self.calibration = calibration
         self._learner: Learner | None = None
         self._engine: Engine | None = None
-        self._request = (
-            cache.request_key(
-                engine,
-                {
-                    "batch_size": _request_batch_size(engine, batch_size, self.engine_options),
-                    **self.engine_options,
-                    **_gpu_hint(),
-                },
-            )
-            if cache
-            else ""
-        )
+        self._request = self._request_key(batch_size)
         self._record = cache.read_model_record() if cache is not None else None
         if self._record is not None:
             self._scan()
+
+    def _request_key(self, batch_size: int | None) -> str:
+        """The key the model record keeps this engine's description under (empty without a
+        cache)."""
+        if self.cache is None:
+            return ""
+        options = {
+            "batch_size": _request_batch_size(self.name, batch_size, self.engine_options),
+            **self.engine_options,
+            **_gpu_hint(),
+        }
+        return self.cache.request_key(self.name, options)
 
     def _scan(self) -> None:
         """Refuse an unsafe pickle that is not going to be loaded, as loading would."""
@@ -186,7 +187,13 @@ class LazyModel:
             return
         record = self._record
         engines = dict(record.engines) if record is not None else {}
-        engines[self._request] = self._engine.describe()
+        description = self._engine.describe()
+        engines[self._request] = description
+        ran_with = description.get("batch_size")
+        if self.batch_size is None and isinstance(ran_with, int):
+            # the default, as the batch size it came to: a later explicit request for that size
+            # finds this description without loading the model
+            engines[self._request_key(ran_with)] = description
         if record is not None and record.classes != self._engine.classes:
             logger.warning("the cached classes of %s were stale; replaced", self.model_file)
         self._record = ModelRecord(
