@@ -198,7 +198,7 @@ def test_tampered_export_is_refused_and_rebuilt(  # type: ignore[no-untyped-def]
     tampered[len(tampered) // 2] ^= 0xFF
     path.write_bytes(bytes(tampered))
     engine = make_engine(tiny_learner, "onnx", cache_dir=onnx_cache)
-    with caplog.at_level(logging.WARNING, logger="asl_eval.inference.onnx_engine"):
+    with caplog.at_level(logging.WARNING, logger="asl_eval.inference.onnx_export"):
         probabilities = engine.predict(images)
     assert "does not match its recorded SHA-256" in caplog.text
     assert path.read_bytes() != bytes(tampered)

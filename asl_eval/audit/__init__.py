@@ -16,8 +16,9 @@ Modules, bottom to top:
 - :mod:`~asl_eval.audit.records`: its JSON form; :mod:`~asl_eval.audit.plots`: its figure;
 - :mod:`~asl_eval.audit.foreground`: the foreground (hand) estimate shared with the robustness
   sweep and Grad-CAM;
-- :mod:`~asl_eval.audit.properties`, :mod:`~asl_eval.audit.domains` and
-  :mod:`~asl_eval.audit.domain_plots`: image properties and what differs between domains;
+- :mod:`~asl_eval.audit.properties`, :mod:`~asl_eval.audit.domains`,
+  :mod:`~asl_eval.audit.property_bins` and :mod:`~asl_eval.audit.domain_plots`: image
+  properties, what differs between domains, and accuracy by property bin;
 - :mod:`~asl_eval.audit.metadata`: the metadata CSV read and its rows matched to images;
 - :mod:`~asl_eval.audit.slices` and :mod:`~asl_eval.audit.slice_plots`: accuracy by the values
   of a metadata CSV's columns (signer, camera, ...);

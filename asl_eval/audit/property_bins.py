@@ -9,7 +9,8 @@
 - **Segments**: per set and property, the weakest bin (lowest accuracy; ties: the first)
   against the set's other images, with both Wilson intervals and whether they are disjoint.
 
-Imports numpy, pandas and :mod:`asl_eval.metrics`; never torch, never an image.
+Imports numpy, pandas, :mod:`asl_eval.errors`, :mod:`asl_eval.metrics` and the property names
+of :mod:`asl_eval.audit.properties`; never torch, never an image.
 """
 
 from __future__ import annotations
