@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from asl_eval.console import ShowProgress
+from asl_eval.console import ShowProgress, progress_bars, progress_enabled
 from asl_eval.errors import AslEvalError, printable
 
 if TYPE_CHECKING:
@@ -218,7 +218,6 @@ def audit_command(
     images in the model's feature space and which labels look wrong."""
     from asl_eval.audit.command import render_embeddings, render_summary, run_audit
     from asl_eval.audit.records import leakage_record
-    from asl_eval.console import progress_bars, progress_enabled
 
     if not 0.0 < valid_pct < 1.0:
         raise typer.BadParameter(

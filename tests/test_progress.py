@@ -3,6 +3,7 @@ draws it on stderr only, never on stdout, and ``--quiet`` turns it off."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -128,8 +129,6 @@ def test_audit_shows_hashing_progress_on_stderr_only(tiny_data, tmp_path: Path) 
     """``audit --progress`` draws the hashing bar on stderr; stdout holds the same JSON as
     without it (and without it, stderr not being a terminal, nothing is drawn). With a model,
     and for ``stress``, see test_audit_cli.py and test_stress_sweep.py."""
-    import json
-
     n_train = sum(1 for _ in Path(tiny_data.train).rglob("*.jpg"))
     hashed = _script("audit", tiny_data.train, "--json", "--progress", cache=tmp_path / "c1")
     assert hashed.returncode == 0, hashed.stderr

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from asl_eval.console import ShowProgress
+from asl_eval.console import ShowProgress, progress_bars, progress_enabled
 from asl_eval.errors import AslEvalError, printable
 from asl_eval.stress.catalogue import DEFAULT_SEVERITIES
 
@@ -243,7 +243,6 @@ def stress_command(
     if corruptions.strip().lower() == "list":
         typer.echo(_catalogue_text())
         return
-    from asl_eval.console import progress_bars, progress_enabled
     from asl_eval.inference import LazyModel
     from asl_eval.stress.records import robustness_record
     from asl_eval.stress.sweep import stress_sweep
